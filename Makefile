@@ -1,0 +1,62 @@
+# gr-diffwireless: two set-up-free commands, `make demo` and `make test`, on a fresh Debian 12 machine.
+# Both install what they need (Debian's GNU Radio 3.10, a venv at .venv that sees it, the Python deps) and are
+# idempotent: a second run only checks and goes straight to work.
+
+SHELL := /bin/bash
+SYSTEM_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_PACKAGES := gnuradio gnuradio-dev python3-soapysdr soapysdr-tools python3-matplotlib python3-pyqt5 cmake
+# A local CPU wheel of torch is used where the machine has one; elsewhere pip takes it from PyPI.
+TORCH_SPEC ?= torch==2.13.0
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
+OUT ?= bench-out
+
+.PHONY: setup apt demo test bench models recording clean
+
+setup: apt $(VENV)/.installed
+
+# Installs only the Debian packages that are missing.
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt-get install:" $$missing; \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+# The venv sees Debian's gnuradio/pmt/SoapySDR; numpy and scipy stay at Debian's versions (GNU Radio 3.10.5's
+# bindings break under numpy 2), enforced by a constraints file made from the system interpreter.
+$(VENV)/.installed: pyproject.toml Makefile | apt
+	@[ -x $(PY) ] || $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV)
+	@$(SYSTEM_PYTHON) -c "import numpy, scipy; print(f'numpy=={numpy.__version__}\nscipy=={scipy.__version__}')" \
+		> $(VENV)/constraints.txt
+	$(PIP) install -q --disable-pip-version-check -c $(VENV)/constraints.txt $(FIND_LINKS) "$(TORCH_SPEC)" -e '.[test]'
+	@# The GNU Radio layer from the source tree: gnuradio/__init__.py extends its path over sys.path entries.
+	@echo "$(CURDIR)/gr-diffwireless" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/gr_diffwireless_dev.pth"
+	@$(PY) -c "import numpy; assert numpy.__version__.startswith('1.'), 'numpy ' + numpy.__version__ + ' breaks GNU Radio'; from gnuradio import gr, diffwireless; print('venv ready: GNU Radio', gr.version(), '+ gr-diffwireless', diffwireless.__version__)"
+	@touch $@
+
+demo: setup
+	@mkdir -p demo-out
+	$(VENV)/bin/dw-replay --plot demo-out/replay.png --json demo-out/replay.json
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: setup
+	$(VENV)/bin/dw-bench all --out $(OUT)
+
+models: setup
+	$(VENV)/bin/dw-train --all
+
+# Remakes the bundled demo recording with its own flowgraph (fixed seeds).
+recording: setup
+	@mkdir -p build/grc
+	GRC_BLOCKS_PATH=$(CURDIR)/grc $(PY) /usr/bin/grcc -o build/grc apps/make_demo_recording.grc
+	$(PY) build/grc/make_demo_recording.py -o python/diffwireless/data/demo_qpsk_bursts
+
+clean:
+	rm -rf build demo-out bench-out .pytest_cache

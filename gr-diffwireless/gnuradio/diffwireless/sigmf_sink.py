@@ -1,0 +1,125 @@
+"""Record a complex stream as SigMF, turning stream tags and messages into captures and annotations."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from diffwireless.datatypes import parse_datatype
+from diffwireless.errors import RecordingError
+from diffwireless.recording import SigMFWriter, sigmf_paths
+from diffwireless.tags import ANNOTATION, RX_FREQ, RX_RATE, RX_TIME, annotation_from_tag, datetime_from_rx_time
+
+from gnuradio.diffwireless._pmt import to_python
+
+
+class sigmf_sink(gr.sync_block):
+    """Write the input stream to ``path`` as a SigMF recording; the metadata is written when the flowgraph stops.
+
+    - ``rx_freq`` and ``rx_time`` tags start capture segments (``core:frequency``, ``core:datetime``; an ``rx_time``
+      before 2001 is a device clock, not UTC, and is not written). ``rx_rate`` sets ``core:sample_rate`` when the
+      block's ``sample_rate`` is 0.
+    - tags whose key is in ``annotate_tags`` become annotations: a dict value (as ``sigmf_source`` emits under
+      ``annotation``) gives the annotation's fields; any other value a one-sample annotation labelled with the key.
+    - PMT dicts on the ``annotations`` message port become annotations; ``sample_start`` (or ``start``) is the
+      absolute index of the first sample in this block's input (default: the next sample to arrive),
+      ``sample_count`` (or ``end``) its length, and ``label``, ``comment`` etc. its fields.
+
+    Args:
+        path: recording to create (``NAME``, ``NAME.sigmf-meta`` or ``NAME.sigmf-data``).
+        datatype: sample format written (``cf32_le`` is exact; ``ci16_le``, ``ci8``, ``cu8`` scale and clip).
+        sample_rate: samples/s for the metadata; 0 takes it from the first ``rx_rate`` tag.
+        frequency: centre frequency in Hz of the first capture; 0 leaves it to ``rx_freq`` tags.
+        description: ``core:description``.
+        annotate_tags: tag keys recorded as annotations.
+        overwrite: replace an existing recording instead of failing.
+    """
+
+    def __init__(self, path: str, datatype: str = "cf32_le", sample_rate: float = 0.0, frequency: float = 0.0,
+                 description: str = "", annotate_tags=(ANNOTATION,), overwrite: bool = False) -> None:
+        gr.sync_block.__init__(self, name="diffwireless_sigmf_sink", in_sig=[np.complex64], out_sig=None)
+        # Check what can be checked now, so a bad path fails when the flowgraph is built, not when it runs.
+        parse_datatype(datatype)
+        meta_path, data_path = sigmf_paths(path)
+        if not meta_path.parent.is_dir():
+            raise RecordingError(f"cannot record to {meta_path}: folder {meta_path.parent} does not exist")
+        if not overwrite and (meta_path.exists() or data_path.exists()):
+            raise RecordingError(f"{meta_path} exists; remove it or set overwrite")
+        self.path = str(path)
+        self.datatype = datatype
+        self.sample_rate = float(sample_rate)
+        self.frequency = float(frequency)
+        self.description = description
+        self.annotate_tags = {annotate_tags} if isinstance(annotate_tags, str) else set(annotate_tags)
+        self.overwrite = bool(overwrite)
+        self.logger = gr.logger(f"diffwireless.sigmf_sink({Path(path).name})")
+        self._writer: SigMFWriter | None = None
+        self._lock = threading.Lock()
+        self._freq: float | None = self.frequency or None
+        self.message_port_register_in(pmt.intern("annotations"))
+        self.set_msg_handler(pmt.intern("annotations"), self._on_annotation)
+
+    @property
+    def meta_path(self) -> Path:
+        return sigmf_paths(self.path)[0]
+
+    def start(self) -> bool:
+        with self._lock:
+            self._writer = SigMFWriter(self.path, self.datatype, self.sample_rate or None, self.description,
+                                       hw="GNU Radio (gr-diffwireless sigmf_sink)", overwrite=self.overwrite)
+            self._origin = self.nitems_read(0)
+            if self._freq:
+                self._writer.add_capture(0, frequency_hz=self._freq)
+        return True
+
+    def work(self, input_items, output_items):
+        samples = input_items[0]
+        with self._lock:
+            for tag in self.get_tags_in_window(0, 0, len(samples)):
+                self._on_tag(pmt.symbol_to_string(tag.key), to_python(tag.value), tag.offset - self._origin)
+            self._writer.write(samples)
+        return len(samples)
+
+    def _on_tag(self, key: str, value, index: int) -> None:
+        writer = self._writer
+        if key == RX_RATE:
+            if not self.sample_rate and not writer.sample_rate:
+                writer.set_sample_rate(float(value))
+            elif writer.sample_rate and abs(float(value) - writer.sample_rate) > 1e-6 * writer.sample_rate:
+                self.logger.warn(f"rx_rate {float(value):g} at sample {index} differs from the recording's "
+                                 f"{writer.sample_rate:g} S/s; SigMF holds one rate, {writer.sample_rate:g} is kept")
+        elif key == RX_FREQ:
+            self._freq = float(value)
+            writer.add_capture(index, frequency_hz=self._freq)
+        elif key == RX_TIME:
+            stamp = datetime_from_rx_time(value)
+            if stamp is not None:
+                writer.add_capture(index, frequency_hz=self._freq, datetime=stamp)
+        if key in self.annotate_tags:
+            count, fields = annotation_from_tag(key, value)
+            writer.add_annotation(index, count, **fields)
+
+    def _on_annotation(self, msg) -> None:
+        value = to_python(msg)
+        if not isinstance(value, dict):
+            self.logger.warn(f"annotations port expects a PMT dict, got {msg}; ignored")
+            return
+        with self._lock:
+            if self._writer is None:
+                self.logger.warn("annotation message before the flowgraph started; ignored")
+                return
+            start = value.get("sample_start", value.get("start"))
+            index = int(start) - self._origin if start is not None else self.nitems_read(0) - self._origin
+            count, fields = annotation_from_tag(ANNOTATION, value)
+            self._writer.add_annotation(index, count, **fields)
+
+    def stop(self) -> bool:
+        with self._lock:
+            if self._writer is not None:
+                meta = self._writer.close()
+                self.logger.info(f"wrote {self._writer.num_samples} samples to {meta}")
+        return True

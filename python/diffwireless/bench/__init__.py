@@ -1,0 +1,12 @@
+"""Benchmarks: one CLI, ``dw-bench TASK [--quick] --out DIR``, writing ``DIR/TASK.json`` and ``DIR/TASK.png``.
+
+Each task is a function ``run(quick: bool) -> list[BenchRow]`` (plus an optional ``plot(rows, path)``), registered
+in :data:`TASKS` by ``"module:function"`` so that running one task imports only what it needs.
+"""
+
+from diffwireless.bench.results import BenchRow, wilson_interval, write_results
+
+# task name -> "module:function"; filled by the capability issues as their benchmarks land.
+TASKS: dict[str, str] = {}
+
+__all__ = ["BenchRow", "TASKS", "wilson_interval", "write_results"]

@@ -1,0 +1,72 @@
+"""Benchmark result rows, confidence intervals, and the JSON file every benchmark writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One measured number with its interval and what was measured.
+
+    Attributes:
+        method: what produced the number (``diffusion``, ``euclidean``, ``theory``, ``engine``, ...).
+        setting: the condition (``qpsk awgn snr_db=5``, ``streams=16``, ...).
+        metric: the quantity and unit (``ber``, ``nmse_db``, ``items_per_s``, ...).
+        value: the estimate.
+        ci_low, ci_high: its 95% interval (equal to ``value`` for exact values such as theory).
+        nfe: network evaluations per output item (0 for methods without a network).
+        device: where it ran (``cpu``, ``cuda:NVIDIA H100 ...``).
+        extra: anything else worth keeping (counts of errors and trials, seeds).
+    """
+
+    method: str
+    setting: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    nfe: float = 0
+    device: str = "cpu"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.ci_low <= self.value <= self.ci_high) and not any(
+                math.isnan(v) for v in (self.value, self.ci_low, self.ci_high)):
+            raise ValueError(f"{self.method}/{self.setting}/{self.metric}: value {self.value} outside its interval "
+                             f"[{self.ci_low}, {self.ci_high}]")
+
+
+def wilson_interval(errors: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``errors / trials`` (95% by default); ``(0, 1)`` for no trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    if not 0 <= errors <= trials:
+        raise ValueError(f"errors={errors} must lie in [0, trials={trials}]")
+    p = errors / trials
+    denom = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denom
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def write_results(out_dir: str | Path, task: str, rows: list[BenchRow], quick: bool) -> Path:
+    """Write ``out_dir/task.json``: the rows plus where and when they were measured. Returns the path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "task": task,
+        "quick": quick,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": {"machine": platform.machine(), "python": platform.python_version()},
+        "rows": [asdict(r) for r in rows],
+    }
+    path = out / f"{task}.json"
+    path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    return path

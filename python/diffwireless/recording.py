@@ -1,0 +1,487 @@
+"""IQ recordings: SigMF (read and write) and raw files with an explicit format (read).
+
+Reading is lazy (a read-only memory map) and lossless: ``read(start, count)`` returns exactly the samples asked for,
+decoded to complex64 at full scale 1.0 (see :mod:`diffwireless.datatypes`), and a whole replay yields
+``num_samples`` samples. Metadata is checked when the file is opened, so a bad recording fails before any sample is
+produced, with one message naming the file and the cause.
+
+SigMF metadata is validated against the SigMF schema by the ``sigmf`` package; the writer also hands its metadata to
+that package, which validates and serialises it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from diffwireless.datatypes import IQFormat, parse_datatype
+from diffwireless.errors import DatatypeError, RecordingError
+
+META_EXT = ".sigmf-meta"
+DATA_EXT = ".sigmf-data"
+# Namespace of the fields this project adds to SigMF metadata; declared in core:extensions when used.
+EXTENSION_NAMESPACE = "diffwireless"
+
+
+@dataclass(frozen=True)
+class Capture:
+    """One SigMF capture segment: the samples from ``sample_start`` on share these RF settings.
+
+    Attributes:
+        sample_start: index of the segment's first sample in the recording.
+        frequency_hz: centre frequency, or None when the recording does not say.
+        datetime: ISO-8601 UTC time of the first sample (``core:datetime``), or None.
+        fields: every field of the segment as written in the metadata (full keys, e.g. ``core:frequency``).
+    """
+
+    sample_start: int
+    frequency_hz: float | None = None
+    datetime: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One SigMF annotation.
+
+    Attributes:
+        sample_start: index of the first annotated sample.
+        sample_count: number of samples annotated, or None when the metadata does not say.
+        fields: every field as written (full keys: ``core:label``, ``core:comment``, ``core:freq_lower_edge``, ...),
+            ``core:sample_start`` and ``core:sample_count`` excluded.
+    """
+
+    sample_start: int
+    sample_count: int | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str | None:
+        return self.fields.get("core:label")
+
+
+class Recording:
+    """A readable recording: samples plus the metadata a receiver needs.
+
+    Attributes:
+        path: the data file.
+        datatype: sample format of the data file.
+        sample_rate: samples per second, or None when unknown.
+        num_samples: samples in the recording.
+        captures: capture segments, ordered by ``sample_start``; at least one, starting at 0.
+        annotations: annotations, ordered by ``sample_start``.
+        description: free text from the metadata ('' when none).
+    """
+
+    path: Path
+    datatype: IQFormat
+    sample_rate: float | None
+    num_samples: int
+    captures: list[Capture]
+    annotations: list[Annotation]
+    description: str
+
+    def __init__(self) -> None:
+        self._memmap: np.memmap | None = None
+        # (first sample, byte offset of that sample) per contiguous block of samples in the data file.
+        self._segments: list[tuple[int, int]] = [(0, 0)]
+
+    def _map(self, data_path: Path, first_byte: int, n_bytes: int) -> None:
+        if n_bytes == 0:
+            self._memmap = None
+            return
+        self._memmap = np.memmap(data_path, dtype=np.uint8, mode="r", offset=first_byte, shape=(n_bytes,))
+        self._map_offset = first_byte
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """Samples ``start .. start+count-1`` as complex64, shape ``(n,)`` with ``n = min(count, num_samples-start)``.
+
+        Raises:
+            RecordingError: ``start`` or ``count`` is negative, or ``start`` is past the end.
+        """
+        if start < 0 or count < 0:
+            raise RecordingError(f"{self.path}: read(start={start}, count={count}) needs non-negative arguments")
+        if start > self.num_samples:
+            raise RecordingError(f"{self.path}: read starts at sample {start}, past the end ({self.num_samples})")
+        count = min(count, self.num_samples - start)
+        if count == 0:
+            return np.zeros(0, dtype=np.complex64)
+        parts = []
+        size = self.datatype.sample_size
+        pos, end = start, start + count
+        for i, (seg_start, seg_byte) in enumerate(self._segments):
+            seg_end = self._segments[i + 1][0] if i + 1 < len(self._segments) else self.num_samples
+            if seg_end <= pos:
+                continue
+            stop = min(end, seg_end)
+            lo = seg_byte - self._map_offset + (pos - seg_start) * size
+            raw = self._memmap[lo: lo + (stop - pos) * size]
+            parts.append(self.datatype.decode(raw.view(self.datatype.component_dtype)))
+            pos = stop
+            if pos >= end:
+                break
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def iter_chunks(self, chunk_size: int = 1 << 16):
+        """Yield ``(start, samples)`` over the whole recording in order, ``chunk_size`` samples at a time."""
+        for start in range(0, self.num_samples, chunk_size):
+            yield start, self.read(start, chunk_size)
+
+    def close(self) -> None:
+        """Release the memory map (reads after this fail)."""
+        if self._memmap is not None:
+            # np.memmap has no close(); dropping the last reference unmaps it.
+            self._memmap = None
+
+    def __enter__(self) -> Recording:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def summary_line(self) -> str:
+        rate = f"{self.sample_rate:g} S/s" if self.sample_rate else "rate unknown"
+        freqs = sorted({c.frequency_hz for c in self.captures if c.frequency_hz is not None})
+        freq = ", ".join(f"{f / 1e6:g} MHz" for f in freqs) or "frequency unknown"
+        return (f"{self.path.name}: {self.num_samples} samples {self.datatype.name}, {rate}, {freq}, "
+                f"{len(self.captures)} capture(s), {len(self.annotations)} annotation(s)")
+
+
+def sigmf_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """The (meta, data) file pair of a SigMF recording given either file or the base name without extension."""
+    p = Path(path)
+    if p.name.endswith(META_EXT) or p.name.endswith(DATA_EXT):
+        base = p.with_name(p.name.rsplit(".", 1)[0])
+    else:
+        base = p
+    return base.with_name(base.name + META_EXT), base.with_name(base.name + DATA_EXT)
+
+
+class SigMFRecording(Recording):
+    """A SigMF recording (``NAME.sigmf-meta`` + ``NAME.sigmf-data``), checked on open.
+
+    Supports every datatype of :mod:`diffwireless.datatypes`, several capture segments, ``core:header_bytes`` in
+    captures and ``core:trailing_bytes`` (non-conforming datasets), and single-channel data.
+
+    Raises:
+        RecordingError: with the file name and the cause, when the meta file is missing or not JSON, fails the
+            SigMF schema, has an unknown datatype, when the data file is missing, its length is not a whole number
+            of samples, or a capture starts past its end.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        super().__init__()
+        meta_path, data_path = sigmf_paths(path)
+        if not meta_path.is_file():
+            raise RecordingError(f"SigMF metadata file not found: {meta_path}")
+        try:
+            metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RecordingError(f"{meta_path}: metadata is not UTF-8 text ({exc.reason})") from None
+        except json.JSONDecodeError as exc:
+            raise RecordingError(
+                f"{meta_path}: metadata is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        if not isinstance(metadata, dict) or not isinstance(metadata.get("global"), dict):
+            raise RecordingError(f"{meta_path}: metadata has no 'global' object; this is not SigMF metadata")
+        metadata.setdefault("captures", [])
+        metadata.setdefault("annotations", [])
+        self.metadata = metadata
+        self.meta_path = meta_path
+        glob = metadata["global"]
+        try:
+            self.datatype = parse_datatype(glob.get("core:datatype"))
+        except DatatypeError as exc:
+            raise RecordingError(f"{meta_path}: {exc}") from None
+        _validate_schema(metadata, meta_path)
+        if int(glob.get("core:num_channels", 1)) != 1:
+            raise RecordingError(
+                f"{meta_path}: {glob['core:num_channels']} interleaved channels; only single-channel recordings "
+                "are supported"
+            )
+        dataset = glob.get("core:dataset")
+        if dataset:
+            # A non-conforming dataset names its data file, relative to the meta file.
+            data_path = meta_path.with_name(dataset)
+        if not data_path.is_file():
+            raise RecordingError(f"SigMF data file not found: {data_path} (metadata: {meta_path.name})")
+        self.path = data_path
+        self.sample_rate = float(glob["core:sample_rate"]) if "core:sample_rate" in glob else None
+        self.description = str(glob.get("core:description", ""))
+
+        captures_meta = sorted(metadata["captures"], key=lambda c: int(c.get("core:sample_start", 0)))
+        if not captures_meta or int(captures_meta[0].get("core:sample_start", 0)) != 0:
+            captures_meta.insert(0, {"core:sample_start": 0})
+        file_size = data_path.stat().st_size
+        header_total = sum(int(c.get("core:header_bytes", 0)) for c in captures_meta)
+        trailing = int(glob.get("core:trailing_bytes", 0))
+        sample_bytes = file_size - header_total - trailing
+        size = self.datatype.sample_size
+        if sample_bytes < 0:
+            raise RecordingError(
+                f"{data_path}: {file_size} bytes, fewer than the {header_total + trailing} header and trailing "
+                "bytes the metadata declares"
+            )
+        self.num_samples, remainder = divmod(sample_bytes, size)
+        if remainder:
+            raise RecordingError(
+                f"{data_path}: {sample_bytes} bytes of samples is not a multiple of the {size}-byte sample size of "
+                f"{self.datatype.name} ({remainder} bytes left over); wrong datatype or a truncated file?"
+            )
+        # Byte offset of each capture's first sample: the samples of earlier captures, then every header so far.
+        self._segments = []
+        byte, prev_start = 0, 0
+        for cap in captures_meta:
+            start = int(cap.get("core:sample_start", 0))
+            if start > self.num_samples:
+                raise RecordingError(
+                    f"{meta_path}: a capture starts at sample {start}, past the end of the data ({self.num_samples} "
+                    "samples)"
+                )
+            byte += (start - prev_start) * size + int(cap.get("core:header_bytes", 0))
+            self._segments.append((start, byte))
+            prev_start = start
+        self.captures = [
+            Capture(
+                sample_start=int(c.get("core:sample_start", 0)),
+                frequency_hz=float(c["core:frequency"]) if "core:frequency" in c else None,
+                datetime=c.get("core:datetime"),
+                fields=dict(c),
+            )
+            for c in captures_meta
+        ]
+        self.annotations = [
+            Annotation(
+                sample_start=int(a["core:sample_start"]),
+                sample_count=int(a["core:sample_count"]) if "core:sample_count" in a else None,
+                fields={k: v for k, v in a.items() if k not in ("core:sample_start", "core:sample_count")},
+            )
+            for a in sorted(metadata["annotations"], key=lambda a: int(a["core:sample_start"]))
+        ]
+        first_byte = self._segments[0][1]
+        last_start, last_byte = self._segments[-1]
+        end_byte = last_byte + (self.num_samples - last_start) * size
+        self._map(data_path, first_byte, end_byte - first_byte)
+
+
+def _validate_schema(metadata: dict, meta_path: Path) -> None:
+    """Validate against the SigMF schema with the ``sigmf`` package; schema errors become RecordingError."""
+    import jsonschema
+    from sigmf import validate as sigmf_validate
+
+    with warnings.catch_warnings():
+        # Undeclared extension namespaces are a deprecation warning in sigmf, not an error; many files have them.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            sigmf_validate.validate(metadata)
+        except jsonschema.exceptions.ValidationError as exc:
+            where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+            raise RecordingError(f"{meta_path}: not valid SigMF metadata at {where}: {exc.message}") from None
+
+
+class RawRecording(Recording):
+    """A headerless file of samples in a stated format (e.g. a GNU Radio ``file_sink`` output is ``cf32_le``).
+
+    Args:
+        path: the data file.
+        datatype: its sample format, e.g. ``"cf32_le"``, ``"ci16_le"``, ``"cu8"``.
+        sample_rate: samples per second, or None when unknown.
+        frequency_hz: centre frequency, or None when unknown.
+
+    Raises:
+        RecordingError: the file is missing, the datatype is unknown, or the length is not a whole number of samples.
+    """
+
+    def __init__(self, path: str | os.PathLike, datatype: str, sample_rate: float | None = None,
+                 frequency_hz: float | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RecordingError(f"raw IQ file not found: {self.path}")
+        try:
+            self.datatype = parse_datatype(datatype)
+        except DatatypeError as exc:
+            raise RecordingError(f"{self.path}: {exc}") from None
+        size = self.path.stat().st_size
+        self.num_samples, remainder = divmod(size, self.datatype.sample_size)
+        if remainder:
+            raise RecordingError(
+                f"{self.path}: {size} bytes is not a multiple of the {self.datatype.sample_size}-byte sample size of "
+                f"{self.datatype.name} ({remainder} bytes left over); wrong datatype or a truncated file?"
+            )
+        self.sample_rate = float(sample_rate) if sample_rate else None
+        fields = {"core:sample_start": 0}
+        if frequency_hz:
+            fields["core:frequency"] = float(frequency_hz)
+        self.captures = [Capture(0, float(frequency_hz) if frequency_hz else None, None, fields)]
+        self.annotations = []
+        self.description = ""
+        self._map(self.path, 0, self.num_samples * self.datatype.sample_size)
+
+
+def open_recording(path: str | os.PathLike, datatype: str | None = None, sample_rate: float | None = None,
+                   frequency_hz: float | None = None) -> Recording:
+    """Open a recording for reading.
+
+    With ``datatype`` None (or ''), ``path`` is a SigMF recording (meta file, data file, or base name). With a
+    ``datatype``, ``path`` is a raw file in that format and ``sample_rate``/``frequency_hz`` describe it.
+    """
+    if datatype:
+        return RawRecording(path, datatype, sample_rate, frequency_hz)
+    return SigMFRecording(path)
+
+
+class SigMFWriter:
+    """Writes a SigMF recording sample block by sample block; the metadata is written by :meth:`close`.
+
+    Args:
+        path: meta file, data file, or base name of the recording to create.
+        datatype: sample format of the data file (``cf32_le`` keeps samples exactly; integer formats scale and clip).
+        sample_rate: samples per second; may be set later with :meth:`set_sample_rate` (e.g. from an ``rx_rate`` tag).
+        description, author, hw: ``core:description``, ``core:author``, ``core:hw`` (omitted when empty).
+        overwrite: replace an existing recording; when False an existing file is an error.
+        checksum: store ``core:sha512`` of the data file in the metadata.
+
+    Raises:
+        RecordingError: the datatype is unknown, the folder does not exist, or the files exist and ``overwrite`` is
+            False.
+    """
+
+    def __init__(self, path: str | os.PathLike, datatype: str = "cf32_le", sample_rate: float | None = None,
+                 description: str = "", author: str = "", hw: str = "", overwrite: bool = False,
+                 checksum: bool = True) -> None:
+        self.meta_path, self.data_path = sigmf_paths(path)
+        try:
+            self.datatype = parse_datatype(datatype)
+        except DatatypeError as exc:
+            raise RecordingError(f"{self.meta_path}: {exc}") from None
+        if not self.meta_path.parent.is_dir():
+            raise RecordingError(f"cannot write {self.meta_path}: folder {self.meta_path.parent} does not exist")
+        if not overwrite:
+            for p in (self.meta_path, self.data_path):
+                if p.exists():
+                    raise RecordingError(f"{p} exists; remove it or allow overwriting")
+        self.sample_rate = float(sample_rate) if sample_rate else None
+        self.global_fields: dict[str, Any] = {}
+        for key, value in (("core:description", description), ("core:author", author), ("core:hw", hw)):
+            if value:
+                self.global_fields[key] = value
+        self.checksum = checksum
+        self.num_samples = 0
+        self._captures: dict[int, dict[str, Any]] = {}
+        self._annotations: list[dict[str, Any]] = []
+        self._file = open(self.data_path, "wb")
+        self._closed = False
+
+    def write(self, samples: np.ndarray) -> None:
+        """Append samples (shape ``(n,)``, full scale 1.0) to the data file."""
+        if self._closed:
+            raise RecordingError(f"{self.meta_path}: write after close")
+        samples = np.asarray(samples).reshape(-1)
+        self._file.write(self.datatype.encode(samples))
+        self.num_samples += samples.size
+
+    def set_sample_rate(self, sample_rate: float) -> None:
+        self.sample_rate = float(sample_rate)
+
+    def add_capture(self, sample_start: int, frequency_hz: float | None = None, datetime: str | None = None,
+                    **extra: Any) -> None:
+        """Start a capture segment at ``sample_start``; fields given for the same start are merged."""
+        fields = self._captures.setdefault(int(sample_start), {"core:sample_start": int(sample_start)})
+        if frequency_hz is not None:
+            fields["core:frequency"] = float(frequency_hz)
+        if datetime is not None:
+            fields["core:datetime"] = datetime
+        fields.update(_namespaced(extra))
+
+    def add_annotation(self, sample_start: int, sample_count: int | None = None, **fields: Any) -> None:
+        """Annotate ``sample_count`` samples from ``sample_start``.
+
+        ``fields`` use SigMF names with or without the ``core:`` prefix (``label``, ``comment``,
+        ``freq_lower_edge``, ``freq_upper_edge``, ...); names outside the core namespace are stored under
+        ``diffwireless:`` unless they carry a namespace of their own. Values must be JSON-serialisable.
+        """
+        ann: dict[str, Any] = {"core:sample_start": int(sample_start)}
+        if sample_count is not None:
+            ann["core:sample_count"] = int(sample_count)
+        ann.update(_namespaced(fields))
+        self._annotations.append(ann)
+
+    def metadata(self) -> dict[str, Any]:
+        """The metadata as it would be written now (validated by :meth:`close`)."""
+        glob: dict[str, Any] = {"core:datatype": self.datatype.name, "core:version": "1.2.0"}
+        if self.sample_rate:
+            glob["core:sample_rate"] = self.sample_rate
+        glob.update(self.global_fields)
+        captures = [self._captures[k] for k in sorted(self._captures)]
+        if not captures or captures[0]["core:sample_start"] != 0:
+            captures.insert(0, {"core:sample_start": 0})
+        annotations = sorted(self._annotations, key=lambda a: a["core:sample_start"])
+        meta = {"global": glob, "captures": captures, "annotations": annotations}
+        used = {k.split(":")[0] for part in [glob, *captures, *annotations] for k in part if ":" in k}
+        if EXTENSION_NAMESPACE in used:
+            from diffwireless import __version__
+
+            glob["core:extensions"] = [{"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True}]
+        return meta
+
+    def close(self) -> Path:
+        """Flush the data file and write the metadata (checked by the ``sigmf`` package). Returns the meta path.
+
+        Safe to call twice.
+        """
+        if self._closed:
+            return self.meta_path
+        self._closed = True
+        self._file.close()
+        from sigmf import SigMFFile
+
+        meta = self.metadata()
+        _validate_schema(meta, self.meta_path)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            # The hash needs a non-empty file (the sigmf package memory-maps it).
+            hashed = self.checksum and self.num_samples > 0
+            sigmf_file = SigMFFile(metadata=meta, data_file=self.data_path if hashed else None,
+                                   skip_checksum=not hashed)
+            # SigMFFile adds num_channels/offset defaults and the hash; write through it so the sigmf package
+            # serialises what it validated.
+            tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8") as fp:
+                sigmf_file.dump(fp, pretty=True)
+                fp.write("\n")
+            os.replace(tmp, self.meta_path)
+        return self.meta_path
+
+    def __enter__(self) -> SigMFWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _namespaced(fields: dict[str, Any]) -> dict[str, Any]:
+    """Give bare field names their SigMF namespace: core names get ``core:``, others ``diffwireless:``."""
+    out = {}
+    for key, value in fields.items():
+        if value is None:
+            continue
+        if ":" not in key:
+            key = f"core:{key}" if key in _CORE_ANNOTATION_FIELDS else f"{EXTENSION_NAMESPACE}:{key}"
+        if isinstance(value, float) and not math.isfinite(value):
+            value = str(value)  # JSON has no NaN/Inf
+        out[key] = value
+    return out
+
+
+_CORE_ANNOTATION_FIELDS = frozenset({
+    "label", "comment", "generator", "uuid", "freq_lower_edge", "freq_upper_edge", "frequency", "datetime",
+    "global_index", "header_bytes",
+})
