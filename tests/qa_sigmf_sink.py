@@ -1,0 +1,90 @@
+"""QA: sigmf_sink records streams with captures and annotations from tags and messages; replay -> record round trip."""
+
+import json
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import blocks, gr
+
+from diffwireless import RecordingError, SigMFRecording
+from gnuradio import diffwireless
+from conftest import random_iq
+
+
+def test_replay_then_record_reproduces_samples_captures_and_annotations(make_recording, tmp_path):
+    x = random_iq(40_000, seed=21)
+    meta = make_recording("orig", x, sample_rate=5e6,
+                          captures=[{"sample_start": 0, "frequency_hz": 2.4e9,
+                                     "datetime": "2026-05-01T08:00:00.250000000Z"},
+                                    {"sample_start": 25_000, "frequency_hz": 2.45e9}],
+                          annotations=[{"sample_start": 100, "sample_count": 50, "label": "a", "comment": "first"},
+                                       {"sample_start": 30_000, "sample_count": 7, "label": "b"}])
+    source = diffwireless.sigmf_source(str(meta))
+    sink = diffwireless.sigmf_sink(str(tmp_path / "copy"), sample_rate=0)
+    tb = gr.top_block()
+    tb.connect(source, sink)
+    tb.run()
+    orig, copy = SigMFRecording(meta), SigMFRecording(tmp_path / "copy")
+    np.testing.assert_array_equal(copy.read(0, copy.num_samples), x)
+    assert copy.sample_rate == 5e6
+    assert [(c.sample_start, c.frequency_hz) for c in copy.captures] == [(0, 2.4e9), (25_000, 2.45e9)]
+    assert copy.captures[0].datetime == "2026-05-01T08:00:00.250000000Z"
+    assert [(a.sample_start, a.sample_count, a.fields) for a in copy.annotations] == \
+        [(a.sample_start, a.sample_count, a.fields) for a in orig.annotations]
+
+
+def test_chosen_tags_become_annotations_and_others_do_not(tmp_path):
+    src = blocks.vector_source_c(np.ones(1000, np.complex64), False, 1, [
+        gr.tag_utils.python_to_tag((10, pmt.intern("snr_db"), pmt.from_double(12.5))),
+        gr.tag_utils.python_to_tag((20, pmt.intern("ignored"), pmt.from_long(1))),
+    ])
+    sink = diffwireless.sigmf_sink(str(tmp_path / "t"), datatype="ci16_le", sample_rate=1e3,
+                                   annotate_tags=["snr_db"])
+    tb = gr.top_block()
+    tb.connect(src, sink)
+    tb.run()
+    rec = SigMFRecording(tmp_path / "t")
+    assert rec.num_samples == 1000 and rec.datatype.name == "ci16_le"
+    assert [(a.sample_start, a.sample_count, a.fields) for a in rec.annotations] == \
+        [(10, 1, {"core:label": "snr_db", "core:comment": "12.5"})]
+
+
+def test_annotation_messages_become_annotations(tmp_path):
+    src = blocks.vector_source_c(np.zeros(20_000, np.complex64))
+    throttle = blocks.throttle(gr.sizeof_gr_complex, 100_000)  # 0.2 s: room for the message to arrive
+    sink = diffwireless.sigmf_sink(str(tmp_path / "m"), sample_rate=1e5)
+    tb = gr.top_block()
+    tb.connect(src, throttle, sink)
+    tb.start()
+    event = pmt.to_pmt({"start": 500, "end": 800, "label": "jammer", "peak_score": 4.5})
+    sink.to_basic_block()._post(pmt.intern("annotations"), event)
+    tb.wait()
+    ann = SigMFRecording(tmp_path / "m").annotations
+    assert [(a.sample_start, a.sample_count, a.fields) for a in ann] == \
+        [(500, 300, {"core:label": "jammer", "diffwireless:peak_score": 4.5})]
+
+
+def test_metadata_validates_with_the_sigmf_package(tmp_path):
+    src = blocks.vector_source_c(random_iq(100))
+    sink = diffwireless.sigmf_sink(str(tmp_path / "v"), sample_rate=1e6, frequency=915e6, description="qa")
+    tb = gr.top_block()
+    tb.connect(src, sink)
+    tb.run()
+    from sigmf import sigmffile
+
+    rec = sigmffile.fromfile(str(tmp_path / "v.sigmf-meta"))
+    rec.validate()
+    assert rec.get_global_field("core:description") == "qa"
+    assert json.loads((tmp_path / "v.sigmf-meta").read_text())["captures"][0]["core:frequency"] == 915e6
+
+
+def test_existing_recording_is_not_overwritten_by_default(tmp_path):
+    (tmp_path / "x.sigmf-meta").write_text("{}")
+    with pytest.raises(RecordingError, match="exists; remove it or set overwrite"):
+        diffwireless.sigmf_sink(str(tmp_path / "x"))
+
+
+def test_missing_folder_fails_when_the_block_is_built(tmp_path):
+    with pytest.raises(RecordingError, match="folder .*nowhere does not exist"):
+        diffwireless.sigmf_sink(str(tmp_path / "nowhere" / "x"))

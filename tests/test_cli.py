@@ -1,0 +1,65 @@
+"""Command-line tools: dw-replay, dw-bench, dw-train; and the benchmark result format."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from diffwireless.bench import BenchRow, wilson_interval, write_results
+from conftest import SHARED_CAPTURES
+
+BIN = __import__("pathlib").Path(sys.executable).parent
+
+
+def test_dw_replay_prints_a_lossless_summary_and_writes_plot_and_json(tmp_path):
+    proc = subprocess.run([BIN / "dw-replay", "--plot", tmp_path / "p.png", "--json", tmp_path / "s.json"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "120000 samples out of 120000 in (lossless)" in proc.stdout
+    assert "annotation at sample 20000 (+1): burst" in proc.stdout
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert report["num_samples"] == 120000 and report["tags"] == {"annotation": 6, "rx_freq": 1, "rx_rate": 1}
+    # Bursts at full scale 0.25 x RRC QPSK, 50% duty cycle: mean power well below 0 dBFS, nothing clipped.
+    assert -15 < report["mean_power_dbfs"] < -5 and report["clipped_fraction"] == 0
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dw_replay_reports_a_bad_file_in_one_line_and_exit_code_2(tmp_path):
+    (tmp_path / "x.sigmf-meta").write_text('{"global": {"core:datatype": "cf32_le", "core:version": "1.2.0"}}')
+    proc = subprocess.run([BIN / "dw-replay", tmp_path / "x.sigmf-meta"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("dw-replay: error: SigMF data file not found:") and proc.stdout == ""
+
+
+def test_dw_replay_raw_file_with_format(tmp_path):
+    if not SHARED_CAPTURES.is_dir():
+        pytest.skip("../shared/captures is absent")
+    data = SHARED_CAPTURES / "ism-433" / "danfoss_dfile001.sigmf-data"
+    proc = subprocess.run([BIN / "dw-replay", data, "--datatype", "cu8", "--rate", "250e3"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "65536 samples out of 65536 in (lossless)" in proc.stdout
+
+
+def test_dw_bench_and_dw_train_list_their_tasks():
+    for tool in ("dw-bench", "dw-train"):
+        proc = subprocess.run([BIN / tool], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    proc = subprocess.run([BIN / "dw-bench", "no-such-task"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "unknown task 'no-such-task'" in proc.stderr
+
+
+def test_wilson_interval_known_values():
+    lo, hi = wilson_interval(5, 10)
+    assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
+    assert wilson_interval(0, 100)[0] == 0 and wilson_interval(0, 100)[1] == pytest.approx(0.0370, abs=1e-4)
+
+
+def test_bench_rows_are_written_with_interval_nfe_and_device(tmp_path):
+    rows = [BenchRow("theory", "qpsk snr_db=5", "ber", 0.0060, 0.0060, 0.0060),
+            BenchRow("diffusion", "qpsk snr_db=5", "ber", 0.0062, 0.0058, 0.0067, nfe=8, device="cpu")]
+    doc = json.loads(write_results(tmp_path, "detector", rows, quick=True).read_text())
+    assert doc["task"] == "detector" and doc["quick"] is True
+    assert set(doc["rows"][1]) >= {"method", "setting", "metric", "value", "ci_low", "ci_high", "nfe", "device"}
+    with pytest.raises(ValueError, match="outside its interval"):
+        BenchRow("x", "y", "ber", 0.5, 0.6, 0.7)
