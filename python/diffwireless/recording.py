@@ -345,7 +345,8 @@ class SigMFWriter:
         path: meta file, data file, or base name of the recording to create.
         datatype: sample format of the data file (``cf32_le`` keeps samples exactly; integer formats scale and clip).
         sample_rate: samples per second; may be set later with :meth:`set_sample_rate` (e.g. from an ``rx_rate`` tag).
-        description, author, hw: ``core:description``, ``core:author``, ``core:hw`` (omitted when empty).
+        description, author, hw, recorder: ``core:description``, ``core:author``, ``core:hw`` (the radio),
+            ``core:recorder`` (the software that recorded), each omitted when empty.
         overwrite: replace an existing recording; when False an existing file is an error.
         checksum: store ``core:sha512`` of the data file in the metadata.
 
@@ -355,8 +356,8 @@ class SigMFWriter:
     """
 
     def __init__(self, path: str | os.PathLike, datatype: str = "cf32_le", sample_rate: float | None = None,
-                 description: str = "", author: str = "", hw: str = "", overwrite: bool = False,
-                 checksum: bool = True) -> None:
+                 description: str = "", author: str = "", hw: str = "", recorder: str = "",
+                 overwrite: bool = False, checksum: bool = True) -> None:
         self.meta_path, self.data_path = sigmf_paths(path)
         try:
             self.datatype = parse_datatype(datatype)
@@ -370,7 +371,8 @@ class SigMFWriter:
                     raise RecordingError(f"{p} exists; remove it or allow overwriting")
         self.sample_rate = float(sample_rate) if sample_rate else None
         self.global_fields: dict[str, Any] = {}
-        for key, value in (("core:description", description), ("core:author", author), ("core:hw", hw)):
+        for key, value in (("core:description", description), ("core:author", author), ("core:hw", hw),
+                           ("core:recorder", recorder)):
             if value:
                 self.global_fields[key] = value
         self.checksum = checksum

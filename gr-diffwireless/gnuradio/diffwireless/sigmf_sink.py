@@ -70,7 +70,8 @@ class sigmf_sink(gr.sync_block):
     def start(self) -> bool:
         with self._lock:
             self._writer = SigMFWriter(self.path, self.datatype, self.sample_rate or None, self.description,
-                                       hw="GNU Radio (gr-diffwireless sigmf_sink)", overwrite=self.overwrite)
+                                       recorder=f"GNU Radio {gr.version()}, gr-diffwireless sigmf_sink",
+                                       overwrite=self.overwrite)
             self._origin = self.nitems_read(0)
             if self._freq:
                 self._writer.add_capture(0, frequency_hz=self._freq)
