@@ -3,13 +3,14 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from diffwireless.bench import BenchRow, wilson_interval, write_results
 from conftest import SHARED_CAPTURES
 
-BIN = __import__("pathlib").Path(sys.executable).parent
+BIN = Path(sys.executable).parent
 
 
 def test_dw_replay_prints_a_lossless_summary_and_writes_plot_and_json(tmp_path):

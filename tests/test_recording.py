@@ -49,7 +49,7 @@ def test_metadata_is_valid_sigmf_with_sample_rate_captures_and_annotations(make_
 def test_header_bytes_of_each_capture_are_skipped(tmp_path):
     # Non-conforming dataset: 8 header bytes before each of two capture segments, 3 trailing bytes.
     x = random_iq(30, seed=4)
-    raw = parse_cf32(x)
+    raw = cf32_bytes(x)
     data = b"H" * 8 + raw[: 10 * 8] + b"h" * 8 + raw[10 * 8:] + b"TTT"
     (tmp_path / "ncd.sigmf-data").write_bytes(data)
     meta = {"global": {"core:datatype": "cf32_le", "core:version": "1.2.0", "core:trailing_bytes": 3},
@@ -63,7 +63,7 @@ def test_header_bytes_of_each_capture_are_skipped(tmp_path):
     np.testing.assert_array_equal(rec.read(8, 4), x[8:12])
 
 
-def parse_cf32(x):
+def cf32_bytes(x):
     return x.astype("<c8").tobytes()
 
 

@@ -61,6 +61,11 @@ class IQFormat:
         return np.dtype(f"{order}{self.kind}{self.bits // 8}")
 
     @property
+    def _complex_dtype(self) -> np.dtype:
+        """numpy complex dtype laid out as this float format's I,Q pairs (float formats only)."""
+        return np.dtype(f"{'>' if self.big_endian else '<'}c{self.bits // 4}")
+
+    @property
     def sample_size(self) -> int:
         """Bytes per sample (both components for complex formats)."""
         return (self.bits // 8) * (2 if self.is_complex else 1)
@@ -88,6 +93,9 @@ class IQFormat:
         if comps.dtype != self.component_dtype:
             raise DatatypeError(f"decode({self.name}) expects components of dtype {self.component_dtype}, "
                                 f"got {comps.dtype}")
+        if self.kind == "f" and self.is_complex and comps.size % 2 == 0 and comps.flags.c_contiguous:
+            # I,Q floats are numpy's complex layout: one byte-order-aware cast, no interleaving.
+            return comps.view(self._complex_dtype).astype(np.complex64)
         offset, scale = self._offset_and_scale
         values = comps.astype(np.float32 if self.bits <= 32 else np.float64)
         if self.kind != "f":
@@ -113,16 +121,19 @@ class IQFormat:
             ``n_samples * sample_size`` bytes.
         """
         samples = np.asarray(samples)
+        if self.kind == "f":
+            if self.is_complex:
+                return np.asarray(samples.reshape(-1), dtype=self._complex_dtype).tobytes()
+            return np.asarray(samples.real.reshape(-1), dtype=self.component_dtype).tobytes()
         if self.is_complex:
             comps = np.empty(samples.size * 2, dtype=np.float64)
             comps[0::2] = samples.real
             comps[1::2] = samples.imag if np.iscomplexobj(samples) else 0.0
         else:
             comps = np.asarray(samples.real, dtype=np.float64)
-        if self.kind != "f":
-            offset, scale = self._offset_and_scale
-            info = np.iinfo(self.component_dtype)
-            comps = np.clip(np.rint(comps * scale + offset), info.min, info.max)
+        offset, scale = self._offset_and_scale
+        info = np.iinfo(self.component_dtype)
+        comps = np.clip(np.rint(comps * scale + offset), info.min, info.max)
         return comps.astype(self.component_dtype).tobytes()
 
 

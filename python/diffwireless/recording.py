@@ -338,6 +338,23 @@ def open_recording(path: str | os.PathLike, datatype: str | None = None, sample_
     return SigMFRecording(path)
 
 
+def check_writable(path: str | os.PathLike, overwrite: bool, how: str = "allow overwriting") -> tuple[Path, Path]:
+    """The (meta, data) pair a new recording at ``path`` would write, after checking it can be written.
+
+    Raises:
+        RecordingError: the folder does not exist, or a file of the pair exists and ``overwrite`` is False
+            (``how`` says how the caller allows overwriting, e.g. a block's parameter name).
+    """
+    meta_path, data_path = sigmf_paths(path)
+    if not meta_path.parent.is_dir():
+        raise RecordingError(f"cannot write {meta_path}: folder {meta_path.parent} does not exist")
+    if not overwrite:
+        for p in (meta_path, data_path):
+            if p.exists():
+                raise RecordingError(f"{p} exists; remove it or {how}")
+    return meta_path, data_path
+
+
 class SigMFWriter:
     """Writes a SigMF recording sample block by sample block; the metadata is written by :meth:`close`.
 
@@ -358,17 +375,11 @@ class SigMFWriter:
     def __init__(self, path: str | os.PathLike, datatype: str = "cf32_le", sample_rate: float | None = None,
                  description: str = "", author: str = "", hw: str = "", recorder: str = "",
                  overwrite: bool = False, checksum: bool = True) -> None:
-        self.meta_path, self.data_path = sigmf_paths(path)
+        self.meta_path, self.data_path = check_writable(path, overwrite)
         try:
             self.datatype = parse_datatype(datatype)
         except DatatypeError as exc:
             raise RecordingError(f"{self.meta_path}: {exc}") from None
-        if not self.meta_path.parent.is_dir():
-            raise RecordingError(f"cannot write {self.meta_path}: folder {self.meta_path.parent} does not exist")
-        if not overwrite:
-            for p in (self.meta_path, self.data_path):
-                if p.exists():
-                    raise RecordingError(f"{p} exists; remove it or allow overwriting")
         self.sample_rate = float(sample_rate) if sample_rate else None
         self.global_fields: dict[str, Any] = {}
         for key, value in (("core:description", description), ("core:author", author), ("core:hw", hw),

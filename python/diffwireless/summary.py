@@ -55,8 +55,12 @@ class IQSummary:
         self._peak = max(self._peak, float(np.sqrt(mag2.max())))
         self.num_clipped += int(((np.abs(samples.real) >= self.clip_level) |
                                  (np.abs(samples.imag) >= self.clip_level)).sum())
-        for start in range(0, mag2.size, self._envelope_block):
-            self._envelope.append(float(np.sqrt(mag2[start:start + self._envelope_block].max())))
+        # Max-hold per block of this chunk (the last block may be short).
+        n_full = mag2.size // self._envelope_block * self._envelope_block
+        if n_full:
+            self._envelope.extend(np.sqrt(mag2[:n_full].reshape(-1, self._envelope_block).max(axis=1)).tolist())
+        if n_full < mag2.size:
+            self._envelope.append(float(np.sqrt(mag2[n_full:].max())))
         if len(self._envelope) > 2 * self.envelope_points:
             # Halve the envelope resolution (max of pairs) to stay within budget.
             env = np.asarray(self._envelope[: len(self._envelope) // 2 * 2]).reshape(-1, 2).max(axis=1)

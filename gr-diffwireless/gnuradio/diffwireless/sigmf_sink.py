@@ -10,8 +10,7 @@ import pmt
 from gnuradio import gr
 
 from diffwireless.datatypes import parse_datatype
-from diffwireless.errors import RecordingError
-from diffwireless.recording import SigMFWriter, sigmf_paths
+from diffwireless.recording import SigMFWriter, check_writable, sigmf_paths
 from diffwireless.tags import ANNOTATION, RX_FREQ, RX_RATE, RX_TIME, annotation_from_tag, datetime_from_rx_time
 
 from gnuradio.diffwireless._pmt import to_python
@@ -44,11 +43,7 @@ class sigmf_sink(gr.sync_block):
         gr.sync_block.__init__(self, name="diffwireless_sigmf_sink", in_sig=[np.complex64], out_sig=None)
         # Check what can be checked now, so a bad path fails when the flowgraph is built, not when it runs.
         parse_datatype(datatype)
-        meta_path, data_path = sigmf_paths(path)
-        if not meta_path.parent.is_dir():
-            raise RecordingError(f"cannot record to {meta_path}: folder {meta_path.parent} does not exist")
-        if not overwrite and (meta_path.exists() or data_path.exists()):
-            raise RecordingError(f"{meta_path} exists; remove it or set overwrite")
+        check_writable(path, overwrite, how="set overwrite")
         self.path = str(path)
         self.datatype = datatype
         self.sample_rate = float(sample_rate)

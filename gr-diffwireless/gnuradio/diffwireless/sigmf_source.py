@@ -42,7 +42,7 @@ class sigmf_source(gr.sync_block):
                              "set the block's sample rate")
         self.repeat = bool(repeat)
         self.realtime = bool(realtime)
-        self._srcid = pmt.intern(self.alias() if hasattr(self, "alias") else "diffwireless_sigmf_source")
+        self._srcid = pmt.intern("diffwireless_sigmf_source")
         # Tags converted to PMT once: (sample index in the recording, key, value).
         self._tags = [(i, pmt.intern(k), to_pmt(k, v)) for i, k, v in recording_tags(self.recording)]
         self._pos = 0
