@@ -16,3 +16,15 @@ class RecordingError(DiffWirelessError, ValueError):
 
 class DatatypeError(RecordingError):
     """A sample format string is not one this library understands."""
+
+
+class ModelError(DiffWirelessError, ValueError):
+    """A model file is missing, unsafe (not safetensors), malformed, or does not match what the caller needs."""
+
+
+class EngineError(DiffWirelessError, RuntimeError):
+    """A job submitted to the denoising engine failed; the message names the model and the cause."""
+
+
+class EngineStopped(EngineError):
+    """The denoising engine was stopped before the job finished."""

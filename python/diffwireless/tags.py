@@ -24,6 +24,9 @@ RX_RATE = "rx_rate"
 RX_FREQ = "rx_freq"
 RX_TIME = "rx_time"
 ANNOTATION = "annotation"
+# On the last sample of a finite stream (a replay without repeat): lets windowed blocks flush their last window,
+# since GNU Radio does not tell Python blocks that their input has ended. Value: the stream's length in samples.
+EOS = "dw_eos"
 # Tag keys a recorder turns into capture segments rather than annotations.
 CAPTURE_KEYS = (RX_RATE, RX_FREQ, RX_TIME)
 
@@ -82,10 +85,11 @@ def annotation_tag_value(annotation: Annotation) -> dict[str, Any]:
     return value
 
 
-def recording_tags(recording: Recording) -> list[tuple[int, str, Any]]:
+def recording_tags(recording: Recording, end_of_stream: bool = False) -> list[tuple[int, str, Any]]:
     """Every tag a replay of ``recording`` carries, as ``(sample index, key, value)`` sorted by index.
 
-    Capture tags come before annotation tags on the same sample.
+    Capture tags come before annotation tags on the same sample; with ``end_of_stream`` the last sample also
+    carries ``dw_eos`` (the number of samples), last.
     """
     tags: list[tuple[int, str, Any]] = []
     for cap in recording.captures:
@@ -96,6 +100,8 @@ def recording_tags(recording: Recording) -> list[tuple[int, str, Any]]:
             tags.append((ann.sample_start, ANNOTATION, annotation_tag_value(ann)))
     order = {RX_RATE: 0, RX_FREQ: 1, RX_TIME: 2}
     tags.sort(key=lambda t: (t[0], order.get(t[1], 3)))
+    if end_of_stream and recording.num_samples:
+        tags.append((recording.num_samples - 1, EOS, int(recording.num_samples)))
     return tags
 
 

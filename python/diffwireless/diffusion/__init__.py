@@ -1,0 +1,14 @@
+"""Diffusion in the style of Hugging Face diffusers: schedules and samplers apart from the networks they run."""
+
+from diffwireless.diffusion.samplers import (
+    DDIMSampler,
+    DDPMSampler,
+    ForwardPass,
+    Sampler,
+    StopRequested,
+    ddim_timesteps,
+)
+from diffwireless.diffusion.schedule import NoiseSchedule
+
+__all__ = ["DDIMSampler", "DDPMSampler", "ForwardPass", "NoiseSchedule", "Sampler", "StopRequested",
+           "ddim_timesteps"]

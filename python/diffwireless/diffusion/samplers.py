@@ -1,0 +1,161 @@
+"""Samplers: how a trained denoiser is run. Each one is a small frozen (hashable) spec with a ``run`` method.
+
+The engine merges jobs whose model and sampler spec are equal, so a spec holds everything that shapes the
+computation (steps, start step, eta) and nothing about the data. Networks predict the noise ``eps(x_t, t, cond)``
+of the forward process defined by a :class:`~diffwireless.diffusion.schedule.NoiseSchedule`.
+
+- :class:`DDIMSampler`: Song et al.'s DDIM over a strided subset of steps; ``eta=0`` is deterministic, ``eta=1``
+  draws the DDPM posterior noise.
+- :class:`DDPMSampler`: Ho et al.'s ancestral sampler through every step from the start step down.
+- :class:`ForwardPass`: one network call, for networks that are not denoisers (classifiers, autoencoders).
+
+With ``from_observation`` the reverse process starts from the observation scaled as the forward state at
+``start_step`` (``x_t = sqrt(alpha_bar[t]) * y``): the SNR-matched start of CDDM and Fesl et al.; otherwise from
+pure noise at the last step (generation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+
+from diffwireless.diffusion.schedule import NoiseSchedule
+
+
+class StopRequested(Exception):
+    """Raised inside a sampler loop when its ``should_stop`` callback says the engine is shutting down."""
+
+
+class Denoiser(Protocol):
+    """A noise-prediction network: ``x_t [B, *item_shape]``, ``t [B]`` or ``[1]`` (int64 steps, ``[1]`` = the same
+    step for every item), ``cond [B, C]`` or None."""
+
+    def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
+
+
+def ddim_timesteps(start_step: int, num_steps: int) -> np.ndarray:
+    """Descending, distinct steps from ``start_step`` (always first) towards 0, at most ``num_steps`` of them."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if start_step < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
+    # From the start step down (linspace from 0 would drop the start step when num_steps is 1).
+    return np.unique(np.round(np.linspace(start_step, 0, num_steps)).astype(np.int64))[::-1].copy()
+
+
+def _reverse(network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None,
+             steps: np.ndarray, eta: float, from_observation: bool, generator: torch.Generator | None,
+             should_stop: Callable[[], bool] | None) -> torch.Tensor:
+    """The DDIM update over ``steps`` (descending); returns the estimate of ``x_0``, same shape as ``x``."""
+    abar = schedule.alphas_cumprod
+    t0 = int(steps[0])
+    if from_observation:
+        x = x * math.sqrt(abar[t0])
+    else:
+        x = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    # One step for the whole batch: a [1] tensor, which networks broadcast (no per-item copy, no device sync).
+    t_vec = torch.empty(1, dtype=torch.int64, device=x.device)
+    for i, t in enumerate(steps):
+        if should_stop is not None and should_stop():
+            raise StopRequested()
+        a_t = float(abar[t])
+        a_prev = float(abar[steps[i + 1]]) if i + 1 < len(steps) else 1.0
+        eps = network(x, t_vec.fill_(int(t)), cond)
+        x0 = (x - math.sqrt(1.0 - a_t) * eps) / math.sqrt(a_t)
+        if a_prev == 1.0:
+            return x0
+        sigma = eta * math.sqrt((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev)) if eta else 0.0
+        x = math.sqrt(a_prev) * x0 + math.sqrt(max(1.0 - a_prev - sigma * sigma, 0.0)) * eps
+        if sigma:
+            x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return x
+
+
+@dataclass(frozen=True)
+class DDIMSampler:
+    """DDIM over ``num_steps`` evenly spaced steps from ``start_step`` (None: the schedule's last step) to 0.
+
+    Attributes:
+        num_steps: network evaluations (fewer when ``start_step + 1 < num_steps``).
+        start_step: first reverse step; pick it with ``NoiseSchedule.step_for_noise_var`` for SNR matching.
+        eta: 0 deterministic; 1 the DDPM posterior variance.
+        from_observation: start from the scaled input (denoising) instead of pure noise (generation).
+    """
+
+    num_steps: int = 10
+    start_step: int | None = None
+    eta: float = 0.0
+    from_observation: bool = True
+
+    def __post_init__(self) -> None:
+        if self.num_steps < 1:
+            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        if not 0.0 <= self.eta <= 1.0:
+            raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+
+    def timesteps(self, schedule: NoiseSchedule) -> np.ndarray:
+        start = schedule.num_train_steps - 1 if self.start_step is None else self.start_step
+        if start >= schedule.num_train_steps:
+            raise ValueError(f"start_step {start} is beyond the schedule's {schedule.num_train_steps} steps")
+        return ddim_timesteps(start, self.num_steps)
+
+    def nfe(self, schedule: NoiseSchedule) -> int:
+        """Network evaluations per item."""
+        return len(self.timesteps(schedule))
+
+    @property
+    def stochastic(self) -> bool:
+        return self.eta > 0 or not self.from_observation
+
+    def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
+            generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+        """Denoise (or generate) a batch: ``x [B, *item_shape]`` -> estimate of ``x_0``, same shape."""
+        return _reverse(network, schedule, x, cond, self.timesteps(schedule), self.eta, self.from_observation,
+                        generator, should_stop)
+
+
+@dataclass(frozen=True)
+class DDPMSampler:
+    """Ancestral DDPM through every step from ``start_step`` (None: the last) down to 0; NFE = start_step + 1."""
+
+    start_step: int | None = None
+    from_observation: bool = True
+
+    def timesteps(self, schedule: NoiseSchedule) -> np.ndarray:
+        start = schedule.num_train_steps - 1 if self.start_step is None else self.start_step
+        if not 0 <= start < schedule.num_train_steps:
+            raise ValueError(f"start_step {start} outside the schedule's 0..{schedule.num_train_steps - 1}")
+        return np.arange(start, -1, -1, dtype=np.int64)
+
+    def nfe(self, schedule: NoiseSchedule) -> int:
+        return len(self.timesteps(schedule))
+
+    stochastic = True
+
+    def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
+            generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+        # With every step taken, DDIM with eta=1 is exactly the DDPM posterior step.
+        return _reverse(network, schedule, x, cond, self.timesteps(schedule), 1.0, self.from_observation,
+                        generator, should_stop)
+
+
+@dataclass(frozen=True)
+class ForwardPass:
+    """One call of a network that is not a denoiser: ``network(x, None, cond)``."""
+
+    stochastic = False
+
+    def nfe(self, schedule: NoiseSchedule | None = None) -> int:
+        return 1
+
+    def run(self, network: Denoiser, schedule: NoiseSchedule | None, x: torch.Tensor,
+            cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+        return network(x, None, cond)
+
+
+Sampler = DDIMSampler | DDPMSampler | ForwardPass

@@ -1,0 +1,171 @@
+"""Model files: safetensors weights plus a JSON model card, and the :class:`DiffusionModel` the engine runs.
+
+A model ``NAME`` is two files: ``NAME.safetensors`` (the weights; its metadata entry ``diffwireless`` holds the
+architecture, its config, the noise schedule and the item shape, so the weights alone rebuild the model) and
+``NAME.json`` (the model card: what it is for, data recipe, seed, metrics, size). Only safetensors are read: pickle
+checkpoints (``torch.load``) can run code and are refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from diffwireless.diffusion.schedule import NoiseSchedule
+from diffwireless.errors import ModelError
+from diffwireless.nn import ARCHITECTURES
+from diffwireless.paths import model_dir
+
+FORMAT_VERSION = 1
+_METADATA_KEY = "diffwireless"
+_PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}
+
+
+@dataclass(eq=False)  # identity equality: the engine merges jobs of the same model object
+class DiffusionModel:
+    """A network with what it was trained for.
+
+    Attributes:
+        name: short name (the file's stem).
+        network: ``forward(x_t, t, cond) -> eps`` (denoisers) or ``forward(x, None, cond)`` (plain networks).
+        item_shape: shape of one item, without the batch dimension (e.g. ``(32,)`` for 16 complex samples as
+            interleaved real and imaginary parts).
+        schedule: the noise schedule it was trained with; None for plain networks.
+        cond_dim: width of the conditioning vector (0: none).
+        arch: architecture name in :data:`diffwireless.nn.ARCHITECTURES`.
+        card: the model card (free-form JSON: description, data, seed, metrics).
+    """
+
+    name: str
+    network: nn.Module
+    item_shape: tuple[int, ...]
+    schedule: NoiseSchedule | None = None
+    cond_dim: int = 0
+    arch: str = ""
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.item_shape = tuple(int(s) for s in self.item_shape)
+        self.network.eval()
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())
+
+    def header(self) -> dict[str, Any]:
+        """What the weights file records besides the tensors."""
+        return {
+            "format": FORMAT_VERSION,
+            "name": self.name,
+            "arch": self.arch,
+            "config": getattr(self.network, "config", {}),
+            "item_shape": list(self.item_shape),
+            "cond_dim": self.cond_dim,
+            "schedule": self.schedule.to_dict() if self.schedule is not None else None,
+        }
+
+
+def build_model(name: str, arch: str, config: dict[str, Any], schedule: NoiseSchedule | None,
+                card: dict[str, Any] | None = None) -> DiffusionModel:
+    """A freshly initialised model of a registered architecture (for training, tests and benchmarks)."""
+    if arch not in ARCHITECTURES:
+        raise ModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
+    network = ARCHITECTURES[arch](**config)
+    return DiffusionModel(name=name, network=network, item_shape=tuple(config["item_shape"]), schedule=schedule,
+                          cond_dim=int(config.get("cond_dim", 0)), arch=arch, card=dict(card or {}))
+
+
+def model_paths(path: str | Path) -> tuple[Path, Path]:
+    """``(NAME.safetensors, NAME.json)`` for ``NAME``, ``NAME.safetensors`` or ``NAME.json``."""
+    p = Path(path)
+    if p.suffix in _PICKLE_SUFFIXES:
+        raise ModelError(f"{p}: pickle checkpoints are not loaded (loading one can run arbitrary code); "
+                         "save the weights as safetensors")
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def resolve_model_path(path: str | Path) -> Path:
+    """A model named by path, or by bare name from the shipped model folder; the ``.safetensors`` path."""
+    weights, _ = model_paths(path)
+    if weights.is_file():
+        return weights
+    p = Path(path)
+    if p.parent == Path(".") and not p.is_absolute():
+        shipped = model_paths(model_dir() / p.name)[0]
+        if shipped.is_file():
+            return shipped
+    there = sorted(q.stem for q in model_dir().glob("*.safetensors")) if model_dir().is_dir() else []
+    raise ModelError(f"model file {weights} not found; shipped models ({model_dir()}): {', '.join(there) or 'none'}")
+
+
+def save_model(model: DiffusionModel, path: str | Path, card: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write ``NAME.safetensors`` and ``NAME.json``; the card gets the size and parameter count filled in."""
+    from safetensors.torch import save_file
+
+    weights, card_path = model_paths(path)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.network.state_dict().items()}
+    save_file(tensors, str(weights), metadata={_METADATA_KEY: json.dumps(model.header(), sort_keys=True)})
+    doc = dict(model.card if card is None else card)
+    doc.update({"name": model.name, "file": weights.name, "format": FORMAT_VERSION, "arch": model.arch,
+                "config": model.header()["config"], "parameters": model.num_parameters,
+                "size_bytes": weights.stat().st_size})
+    card_path.write_text(json.dumps(doc, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    return weights, card_path
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> DiffusionModel:
+    """Load a model from its safetensors file (path or shipped name); the card is read when it is there.
+
+    Raises:
+        ModelError: missing file, a pickle checkpoint, no ``diffwireless`` metadata, an unknown architecture, or
+            weights that do not fit the architecture (the message lists the mismatching tensors).
+    """
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    weights = resolve_model_path(path)
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            meta = f.metadata() or {}
+        tensors = load_file(str(weights), device=str(device))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{weights}: not a readable safetensors file ({exc})") from exc
+    if _METADATA_KEY not in meta:
+        raise ModelError(f"{weights}: no '{_METADATA_KEY}' metadata; it was not written by diffwireless.save_model")
+    try:
+        header = json.loads(meta[_METADATA_KEY])
+        fmt = int(header["format"])
+        arch, config = header["arch"], header["config"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{weights}: malformed '{_METADATA_KEY}' metadata ({exc})") from exc
+    if fmt > FORMAT_VERSION:
+        raise ModelError(f"{weights}: model format {fmt} is newer than this diffwireless understands "
+                         f"({FORMAT_VERSION}); upgrade gr-diffwireless")
+    schedule = NoiseSchedule.from_dict(header["schedule"]) if header.get("schedule") else None
+    card_path = model_paths(weights)[1]
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    model = build_model(header.get("name", weights.stem), arch, config, schedule, card)
+    missing, unexpected = _state_mismatch(model.network, tensors)
+    if missing or unexpected:
+        raise ModelError(f"{weights}: weights do not fit {arch} {config}: missing {missing or 'none'}, "
+                         f"unexpected or misshaped {unexpected or 'none'}")
+    model.network.load_state_dict(tensors, strict=True)
+    model.network.to(device).eval()
+    return model
+
+
+def _state_mismatch(network: nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+    expected = network.state_dict()
+    missing = sorted(k for k in expected if k not in tensors)
+    unexpected = sorted(k for k, v in tensors.items()
+                        if k not in expected or tuple(v.shape) != tuple(expected[k].shape))
+    return missing, unexpected
+

@@ -1,0 +1,253 @@
+"""The denoising engine (core): batching, backpressure, faults, shutdown, registry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import numpy as np
+import pytest
+import torch
+
+from diffwireless.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
+from diffwireless.engine import (
+    DenoiseEngine,
+    Job,
+    acquire_engine,
+    release_engine,
+    resolve_device,
+    shared_engines,
+)
+from diffwireless.errors import EngineError, EngineStopped
+from diffwireless.models import DiffusionModel, build_model
+
+SAMPLER = DDIMSampler(num_steps=8, start_step=120)
+
+
+def mlp(seed=0, item_shape=(8, 2)) -> DiffusionModel:
+    torch.manual_seed(seed)
+    return build_model("mlp", "mlp_denoiser", {"item_shape": list(item_shape), "hidden": 64}, NoiseSchedule(200))
+
+
+class Wrapped(torch.nn.Module):
+    """A network with a hook run before each call (to slow it down or make it fail)."""
+
+    def __init__(self, inner, hook):
+        super().__init__()
+        self.inner, self.hook = inner, hook
+
+    def forward(self, x, t, cond=None):
+        self.hook(x)
+        return self.inner(x, t, cond)
+
+
+def wrapped(hook, seed=0) -> DiffusionModel:
+    base = mlp(seed)
+    return DiffusionModel("wrapped", Wrapped(base.network, hook), base.item_shape, base.schedule)
+
+
+@pytest.fixture
+def engine():
+    eng = DenoiseEngine("cpu", max_batch=256, max_wait_ms=20).start()
+    yield eng
+    assert eng.stop(timeout=5)
+
+
+def items(n, seed=0, shape=(8, 2)):
+    return np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+
+
+def test_batched_equals_unbatched_for_deterministic_ddim(engine):
+    model = mlp()
+    sizes = [1, 3, 7, 16, 40, 100, 2, 300, 5, 64, 9, 1]
+    data = [items(n, seed=i) for i, n in enumerate(sizes)]
+    futures: list = [None] * len(data)
+
+    def submit(idx):
+        futures[idx] = engine.submit(Job(model, data[idx], SAMPLER))
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(len(data))]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    stats_before = engine.stats()
+    with torch.inference_mode():
+        for x, fut in zip(data, futures):
+            got = fut.result(timeout=30)
+            alone = np.concatenate([SAMPLER.run(model.network, model.schedule, torch.from_numpy(x[i:i + 1])).numpy()
+                                    for i in range(len(x))])
+            np.testing.assert_allclose(got, alone, rtol=1e-5, atol=1e-5)
+    st = engine.stats()
+    assert st["items"] == sum(sizes) and st["jobs_done"] == len(sizes)
+    assert st["batch_max"] <= 256  # max_batch is honoured; the 300-item job was split
+    assert stats_before["batches"] < len(sizes)  # jobs were merged
+
+
+def test_jobs_with_different_samplers_or_models_are_not_merged(engine):
+    a, b = mlp(0), mlp(1)
+    x = items(10)
+    specs = [(a, SAMPLER), (b, SAMPLER), (a, DDIMSampler(num_steps=3, start_step=120)), (a, SAMPLER)]
+    futs = [engine.submit(Job(m, x, s)) for m, s in specs]
+    with torch.inference_mode():
+        for (m, s), f in zip(specs, futs):
+            np.testing.assert_allclose(f.result(timeout=30), s.run(m.network, m.schedule, torch.from_numpy(x)).numpy(),
+                                       rtol=1e-5, atol=1e-5)
+
+
+def test_bad_jobs_are_refused_at_submit(engine):
+    model = mlp()
+    with pytest.raises(ValueError, match=r"items of shape \(8, 2\)"):
+        engine.submit(Job(model, np.zeros((3, 4, 2), np.float32), SAMPLER))
+    bad = items(5)
+    bad[3, 1, 0] = np.nan
+    with pytest.raises(ValueError, match="item 3 .*NaN"):
+        engine.submit(Job(model, bad, SAMPLER))
+    with pytest.raises(ValueError, match="no conditioning"):
+        engine.submit(Job(model, items(2), SAMPLER, cond=np.zeros((2, 1))))
+    with pytest.raises(ValueError, match="policy"):
+        engine.submit(Job(model, items(2), SAMPLER), policy="lossy")
+
+
+def test_a_failing_job_fails_alone_with_the_model_named(engine):
+    def hook(x):
+        if bool((x.abs() > 1e3).any()):
+            raise RuntimeError("injected fault: sample out of range")
+
+    model = wrapped(hook)
+    good, bad = items(20, 1), items(4, 2)
+    bad[0] = 1e6
+    futs = [engine.submit(Job(model, good, SAMPLER)), engine.submit(Job(model, bad, SAMPLER)),
+            engine.submit(Job(model, good, SAMPLER))]
+    assert futs[0].result(timeout=30).shape == good.shape
+    assert futs[2].result(timeout=30).shape == good.shape
+    with pytest.raises(EngineError, match="model 'wrapped' failed.*injected fault"):
+        futs[1].result(timeout=30)
+    assert engine.stats()["failures"] == 1
+
+
+def test_out_of_memory_retries_in_smaller_batches(engine):
+    def hook(x):
+        if x.shape[0] > 20:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+    model = wrapped(hook)
+    x = items(100)
+    got = engine.submit(Job(model, x, SAMPLER)).result(timeout=30)
+    with torch.inference_mode():
+        ref = SAMPLER.run(model.network.inner, model.schedule, torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+    st = engine.stats()
+    assert st["oom_retries"] >= 1 and st["batch_cap"] <= 20
+
+
+def test_a_failing_device_falls_back_to_cpu_once(engine, monkeypatch, caplog):
+    # The engine's device is faked as CUDA and its first network call fails as a lost GPU does.
+    engine.device = torch.device("cuda")
+    calls = {"n": 0}
+    real = DenoiseEngine._run_tensor
+
+    def run_tensor(self, model, sampler, x, cond):
+        calls["n"] += 1
+        if self.device.type == "cuda":
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return real(self, model, sampler, x, cond)
+
+    monkeypatch.setattr(DenoiseEngine, "_run_tensor", run_tensor)
+    model = mlp()
+    with caplog.at_level("WARNING", logger="diffwireless.engine"):
+        a = engine.submit(Job(model, items(5), SAMPLER)).result(timeout=30)
+        b = engine.submit(Job(model, items(5), SAMPLER)).result(timeout=30)
+    assert a.shape == b.shape == (5, 8, 2)
+    assert engine.device.type == "cpu" and calls["n"] == 3
+    assert sum("falling back to the CPU" in r.message for r in caplog.records) == 1
+
+
+def slow_model(delay_s):
+    return wrapped(lambda x: time.sleep(delay_s))
+
+
+def test_block_policy_bounds_the_queue_and_loses_nothing():
+    eng = DenoiseEngine("cpu", max_batch=16, max_wait_ms=0, max_queue_items=32).start()
+    try:
+        model = slow_model(0.002)
+        peak = []
+        futs = []
+        for i in range(40):
+            futs.append(eng.submit(Job(model, items(8, i), DDIMSampler(num_steps=2, start_step=50)), policy="block"))
+            peak.append(eng.stats()["queue_items"])
+        assert all(f.result(timeout=60).shape == (8, 8, 2) for f in futs)
+        assert max(peak) <= 32
+        assert eng.stats()["drops"] == 0
+    finally:
+        eng.stop()
+
+
+def test_drop_policy_drops_the_oldest_and_counts():
+    eng = DenoiseEngine("cpu", max_batch=8, max_wait_ms=0, max_queue_items=24).start()
+    try:
+        model = slow_model(0.02)
+        sampler = DDIMSampler(num_steps=2, start_step=50)
+        lossless = eng.submit(Job(model, items(8), sampler), policy="block")
+        futs = [eng.submit(Job(model, items(8, i), sampler), policy="drop") for i in range(30)]
+        done = dropped = 0
+        for f in futs:
+            try:
+                f.result(timeout=60)
+                done += 1
+            except CancelledError:
+                dropped += 1
+        assert lossless.result(timeout=60).shape == (8, 8, 2)
+        assert dropped > 0 and done > 0
+        assert eng.stats()["drops"] == 8 * dropped
+        assert not futs[-1].cancelled()  # the newest work is kept, the oldest dropped
+    finally:
+        eng.stop()
+
+
+def test_stop_with_work_in_flight_returns_and_fails_the_rest():
+    eng = DenoiseEngine("cpu", max_batch=4, max_wait_ms=0).start()
+    model = slow_model(0.05)
+    futs = [eng.submit(Job(model, items(4, i), DDPMSampler(start_step=150))) for i in range(20)]
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert eng.stop(timeout=5)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 5
+    assert not any(th.name.startswith("diffwireless-engine") and th.is_alive() for th in threading.enumerate()
+                   if th is eng._thread)
+    outcomes = []
+    for f in futs:
+        try:
+            f.result(timeout=5)
+            outcomes.append("done")
+        except EngineStopped:
+            outcomes.append("stopped")
+    assert outcomes.count("stopped") >= 19  # 150 steps x 50 ms: not even the first job could finish
+    with pytest.raises(EngineStopped):
+        eng.submit(Job(model, items(1), SAMPLER))
+
+
+def test_registry_shares_one_engine_per_device():
+    assert "cpu" not in shared_engines()
+    a = acquire_engine("cpu", max_batch=128)
+    b = acquire_engine("cpu", max_batch=999)  # already running: same engine, its options kept
+    try:
+        assert a is b and a.running and a.max_batch == 128
+        release_engine(a)
+        assert b.running
+    finally:
+        release_engine(b)
+    assert not a.running and "cpu" not in shared_engines()
+
+
+def test_device_names_are_checked():
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(EngineError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(EngineError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+    with pytest.raises(EngineError, match="fp16"):
+        DenoiseEngine("cpu", precision="fp16")
