@@ -52,7 +52,8 @@ def test_tags_at_start_capture_boundary_and_annotation(two_capture_recording):
     assert (0, "rx_time", (1767225600, 0.0)) in got
     assert (30_000, "rx_rate", 2e6) in got and (30_000, "rx_freq", 101e6) in got
     assert (12_345, "annotation", {"sample_count": 100, "label": "burst"}) in got
-    assert len(got) == 6
+    assert got[-1] == (49_999, "dw_eos", 50_000)  # the end-of-stream marker on the last sample
+    assert len(got) == 7
 
 
 def test_rx_time_is_a_uint64_double_tuple_like_gr_uhd(two_capture_recording):
@@ -85,7 +86,7 @@ def test_raw_file_replay(tmp_path):
     (tmp_path / "f.cfile").write_bytes(x.astype("<c8").tobytes())
     y, tags = _run(diffwireless.sigmf_source(str(tmp_path / "f.cfile"), datatype="cf32_le", sample_rate=48e3))
     np.testing.assert_array_equal(y, x)
-    assert _tags(tags) == [(0, "rx_rate", 48e3)]
+    assert _tags(tags) == [(0, "rx_rate", 48e3), (4095, "dw_eos", 4096)]
 
 
 def test_bad_recording_fails_when_the_block_is_built(tmp_path):

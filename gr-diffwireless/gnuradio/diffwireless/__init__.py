@@ -6,6 +6,8 @@ processing lives here.
 
 from diffwireless import __version__, open_recording
 
+from .diffusion_denoiser import diffusion_denoiser
+from .engine_block import engine_block
 from .sdr_source import SDRNotFoundError, sdr_source
 from .sigmf_sink import sigmf_sink
 from .sigmf_source import sigmf_source
@@ -18,4 +20,14 @@ def bundled_recording(name: str = "demo_qpsk_bursts") -> str:
     return _bundled(name)
 
 
-__all__ = ["SDRNotFoundError", "bundled_recording", "open_recording", "sdr_source", "sigmf_sink", "sigmf_source", "__version__"]
+__all__ = [
+    "SDRNotFoundError",
+    "bundled_recording",
+    "diffusion_denoiser",
+    "engine_block",
+    "open_recording",
+    "sdr_source",
+    "sigmf_sink",
+    "sigmf_source",
+    "__version__",
+]

@@ -19,7 +19,8 @@ class sigmf_source(gr.sync_block):
 
     Tags ``rx_rate``, ``rx_freq``, ``rx_time`` (those the recording states) on the first sample and on every
     capture boundary, and an ``annotation`` tag (PMT dict of the annotation's fields) on the first sample of each
-    SigMF annotation. With ``repeat`` the tags recur on every pass.
+    SigMF annotation. With ``repeat`` the tags recur on every pass; without, the last sample carries ``dw_eos``
+    (the sample count), which lets windowed blocks such as ``diffusion_denoiser`` flush their last window.
 
     Args:
         path: ``.sigmf-meta``/``.sigmf-data`` file or base name; with ``datatype`` set, a raw IQ file.
@@ -44,7 +45,8 @@ class sigmf_source(gr.sync_block):
         self.realtime = bool(realtime)
         self._srcid = pmt.intern("diffwireless_sigmf_source")
         # Tags converted to PMT once: (sample index in the recording, key, value).
-        self._tags = [(i, pmt.intern(k), to_pmt(k, v)) for i, k, v in recording_tags(self.recording)]
+        self._tags = [(i, pmt.intern(k), to_pmt(k, v))
+                      for i, k, v in recording_tags(self.recording, end_of_stream=not self.repeat)]
         self._pos = 0
         self._next_tag = 0
         self.passes = 0

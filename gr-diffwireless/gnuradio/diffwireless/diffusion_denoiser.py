@@ -1,0 +1,64 @@
+"""Denoise a complex stream with a diffusion window model, through the shared denoising engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from diffwireless.denoiser import IQDenoiser
+from diffwireless.engine import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS
+
+from gnuradio.diffwireless.engine_block import engine_block
+
+SNR_TAG = "snr_db"
+
+
+class diffusion_denoiser(engine_block):
+    """SNR-matched DDIM denoising of a complex stream, window by window (the first user of the engine).
+
+    The stream is cut into windows of the model's length; each window starts the reverse diffusion at the step
+    whose noise level matches ``snr_db`` and takes up to ``num_steps`` network evaluations. Samples in equal samples
+    out, tags kept on their samples. A ``snr_db`` stream tag (float, dB) changes the SNR from its window on.
+
+    Args:
+        model: model file (``.safetensors``, with its ``.json`` card beside it) or the name of a shipped model.
+        snr_db: SNR of the input (signal power over noise power in the band the model was trained for).
+        num_steps: DDIM steps (network evaluations per window, at most).
+        signal_power: power of the clean signal in the input's units (the model is trained at power 1).
+        device: ``auto`` (CUDA when torch sees a GPU, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
+        policy: ``block`` (replay: lossless, upstream waits) or ``drop`` (live: oldest work dropped, ``dw_drop``
+            tag with the count on the next output sample).
+        max_in_flight: windows this block may have in the engine at once.
+        max_batch, max_wait_ms: options of the shared engine (taken from the first block that starts it).
+        stats_interval_s: period of the ``stats`` messages.
+    """
+
+    control_tags = frozenset({SNR_TAG})
+
+    def __init__(self, model: str, snr_db: float = 10.0, num_steps: int = 10, signal_power: float = 1.0,
+                 device: str = "auto", policy: str = "block", max_in_flight: int = 4096,
+                 max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+                 stats_interval_s: float = 1.0) -> None:
+        self.denoiser = IQDenoiser(model, num_steps=num_steps, signal_power=signal_power)
+        self.denoiser.start_step(snr_db)  # validates
+        window = self.denoiser.window
+        engine_block.__init__(self, "diffwireless_diffusion_denoiser", np.complex64, np.complex64, window, window,
+                              device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
+                              max_wait_ms=max_wait_ms, stats_interval_s=stats_interval_s)
+        self.snr_db = float(snr_db)
+
+    def set_snr_db(self, snr_db: float) -> None:
+        """Change the input SNR (GRC callback); applies to windows submitted from now on."""
+        self.denoiser.start_step(snr_db)
+        self.snr_db = float(snr_db)
+
+    def on_tag(self, key: str, value) -> None:
+        try:
+            self.set_snr_db(float(value))
+        except (TypeError, ValueError):
+            self.logger.warn(f"ignoring {key} tag with value {value!r}: not a finite number")
+
+    def make_job(self, windows: np.ndarray):
+        return self.denoiser.job(windows, self.snr_db)
+
+    def finish(self, result: np.ndarray) -> np.ndarray:
+        return self.denoiser.result(result)

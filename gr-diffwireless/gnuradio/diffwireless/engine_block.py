@@ -1,0 +1,323 @@
+"""Base class of the blocks that stream fixed windows of items through the shared denoising engine."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from diffwireless.engine import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_QUEUE_ITEMS,
+    DEFAULT_MAX_WAIT_MS,
+    POLICIES,
+    acquire_engine,
+    format_stats,
+    release_engine,
+    resolve_device,
+)
+from diffwireless.tags import EOS as EOS_TAG
+
+from gnuradio.diffwireless._pmt import to_python
+
+DROP_TAG = "dw_drop"
+_WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
+
+
+@dataclass(eq=False)
+class _Entry:
+    """Windows submitted as one job: input items [first_in, first_in + n_windows * window_in)."""
+
+    future: Any
+    first_in: int
+    n_windows: int
+    n_in: int  # real input items (less than n_windows * window_in only for the zero-padded last window)
+    n_out: int  # output items it yields
+    tags: list = field(default_factory=list)  # (output index within the entry, key, value, srcid)
+    data: np.ndarray | None = None
+    emitted: int = 0
+    released: bool = False
+
+
+class engine_block(gr.basic_block):
+    """Streams windows through the process's :class:`~diffwireless.engine.DenoiseEngine`, in order and exactly.
+
+    Each ``window_in`` input items become one item of an engine job; each job result yields ``window_out`` output
+    items per window. ``general_work`` consumes what has arrived, submits it as one job (up to ``max_in_flight``
+    windows in flight), and emits finished jobs in submission order, so the flowgraph never waits on the network
+    while there is input to take. Subclasses define ``make_job(windows) -> Job`` and
+    ``finish(result) -> ndarray [k, window_out]``, and may handle control tags in ``on_tag(key, value)``.
+
+    - Tags: a tag on input item ``k`` is put on the output item made from ``k`` (window ``w``, position ``p``:
+      output ``w * window_out + p * window_out // window_in``); tags of dropped windows go to the next output item.
+    - End of stream: a tag ``dw_eos`` marks the last item (``sigmf_source`` sets it); the last, partial window is
+      then zero-padded and only its real items come out, so replay is lossless. GNU Radio does not tell Python
+      blocks that their input ended, so a stream that ends without ``dw_eos`` loses its last partial window.
+    - Policy ``block``: nothing is lost; upstream waits when the engine is busy. Policy ``drop`` (live): when
+      ``max_in_flight`` is reached or the engine queue is full, the oldest windows not yet running are dropped;
+      the next output item is tagged ``dw_drop`` with the number of input items lost since the last such tag.
+    - Faults: NaN/Inf input or a failing job logs the error and ends the block (``WORK_DONE``), which ends the
+      flowgraph; the exception is kept in ``self.error``.
+    - Stats: a PMT dict on the ``stats`` message port every ``stats_interval_s`` and at stop (engine counters plus
+      this block's ``items_in``, ``items_out``, ``dropped_items``, ``in_flight_windows``), and a log line at stop.
+    """
+
+    control_tags: frozenset[str] = frozenset()
+
+    def __init__(self, name: str, in_dtype, out_dtype, window_in: int, window_out: int, device: str = "auto",
+                 policy: str = "block", max_in_flight: int = 4096, max_batch: int = DEFAULT_MAX_BATCH,
+                 max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS,
+                 stats_interval_s: float = 1.0) -> None:
+        gr.basic_block.__init__(self, name=name, in_sig=[in_dtype], out_sig=[out_dtype])
+        if policy not in POLICIES:
+            raise ValueError(f"{name}: policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        if window_in < 1 or window_out < 1:
+            raise ValueError(f"{name}: windows must be >= 1 item, got {window_in} in, {window_out} out")
+        if max_in_flight < 1:
+            raise ValueError(f"{name}: max_in_flight must be >= 1 window, got {max_in_flight}")
+        resolve_device(device)  # fail at build time, not at start
+        self.window_in, self.window_out = int(window_in), int(window_out)
+        self.device = device
+        self.policy = policy
+        self.max_in_flight = int(max_in_flight)
+        self.engine_config = {"max_batch": int(max_batch), "max_wait_ms": float(max_wait_ms),
+                              "max_queue_items": int(max_queue_items)}
+        self.stats_interval_s = float(stats_interval_s)
+        self.in_dtype = np.dtype(in_dtype)
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+        self.logger = gr.logger(name)
+        self._stats_port = pmt.intern("stats")
+        self.message_port_register_out(self._stats_port)
+        self._srcid = pmt.intern(name)
+        self.engine = None
+        self.error: BaseException | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pending: deque[_Entry] = deque()
+        self._in_flight = 0
+        self._partial = np.empty(0, dtype=self.in_dtype)
+        self._partial_start = 0
+        self._tags: deque = deque()  # consumed tags not yet in an entry: (abs offset, key, value, srcid)
+        self._carry: list = []  # tags of dropped windows, for the next output item
+        self._dropped_since = 0
+        self.items_in = self.items_out = self.dropped_items = 0
+        self._next_stats = time.monotonic() + self.stats_interval_s
+        self._fatal = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> bool:
+        self._reset()
+        self.error = None
+        self._partial_start = self.nitems_read(0)
+        self.engine = acquire_engine(self.device, **self.engine_config)
+        return True
+
+    def stop(self) -> bool:
+        if self.engine is None:
+            return True
+        for entry in self._pending:
+            self.engine.drop(entry.future)
+        stats = self.stats()
+        self.message_port_pub(self._stats_port, _stats_pmt(stats))
+        self.logger.info(f"{stats['items_in']} items in, {stats['items_out']} out, {stats['dropped_items']} dropped; "
+                         f"engine {format_stats(stats)}")
+        release_engine(self.engine)
+        self.engine = None
+        return True
+
+    def stats(self) -> dict[str, Any]:
+        st = self.engine.stats() if self.engine is not None else {}
+        st.update(items_in=self.items_in, items_out=self.items_out, dropped_items=self.dropped_items,
+                  in_flight_windows=self._in_flight)
+        return st
+
+    # -- scheduling --------------------------------------------------------------------------------------------
+
+    def forecast(self, noutput_items, ninputs):
+        # With work in flight the block must run even without new input, to emit it at the end of the stream.
+        return [0 if (self._pending or self._fatal) else 1] * ninputs
+
+    def general_work(self, input_items, output_items):
+        if self._fatal:
+            return -1  # WORK_DONE: the error was logged when it happened
+        out = output_items[0]
+        produced = self._emit(out, 0)
+        consumed = 0 if self._fatal else self._consume(input_items[0])
+        if produced == 0 and consumed == 0 and self._pending and not self._fatal:
+            try:
+                self._pending[0].future.exception(timeout=_WAIT_S)
+            except Exception:  # noqa: BLE001 - timeout or cancellation: _emit sorts it out
+                pass
+            produced = self._emit(out, 0)
+        if time.monotonic() >= self._next_stats:
+            self._next_stats = time.monotonic() + self.stats_interval_s
+            self.message_port_pub(self._stats_port, _stats_pmt(self.stats()))
+        if self._fatal and produced == 0:
+            return -1
+        return produced
+
+    def _fail(self, message: str, exc: BaseException) -> None:
+        self.error = exc
+        self._fatal = True
+        self.logger.error(message)
+
+    # -- input side --------------------------------------------------------------------------------------------
+
+    def _consume(self, inp: np.ndarray) -> int:
+        room = self.max_in_flight - self._in_flight
+        if room <= 0 and self.policy == "drop":
+            room = self._drop_oldest()
+        limit = room * self.window_in - len(self._partial)
+        m = min(len(inp), limit)
+        if m <= 0:
+            return 0
+        first = self.nitems_read(0)
+        eos = None
+        for tag in self.get_tags_in_window(0, 0, m):
+            key = pmt.symbol_to_string(tag.key)
+            if key == EOS_TAG and eos is None:
+                eos = tag.offset
+            self._tags.append((tag.offset, key, tag.value, tag.srcid))
+        if eos is not None:
+            m = eos - first + 1
+            while self._tags and self._tags[-1][0] > eos:
+                self._tags.pop()  # re-read with the items after the end marker (a following stream)
+        data = inp[:m]
+        finite = np.isfinite(data)
+        if not finite.all():
+            bad = first + int(np.argmin(finite))
+            self._fail(f"input item {bad} is NaN or Inf; stopping (is the source upstream broken?)",
+                       ValueError(f"NaN/Inf at input item {bad}"))
+            return 0
+        self.consume(0, m)
+        self.items_in += m
+        buf = np.concatenate([self._partial, data]) if len(self._partial) else np.asarray(data)
+        n_windows = len(buf) // self.window_in
+        self._submit(buf[: n_windows * self.window_in], self._partial_start)
+        rest = buf[n_windows * self.window_in:].copy()
+        rest_start = self._partial_start + n_windows * self.window_in
+        if eos is not None and len(rest):
+            padded = np.zeros(self.window_in, dtype=self.in_dtype)
+            padded[: len(rest)] = rest
+            self._submit(padded, rest_start, real=len(rest))
+            rest, rest_start = rest[:0], rest_start + len(rest)
+        self._partial, self._partial_start = rest, rest_start
+        return m
+
+    def _submit(self, items: np.ndarray, first_in: int, real: int | None = None) -> None:
+        """Submit whole windows, split where a control tag changes how the following windows are processed."""
+        if len(items) == 0:
+            return
+        end_in = first_in + (len(items) if real is None else real)
+        cuts = sorted({(off - first_in) // self.window_in for off, key, _, _ in self._tags
+                       if key in self.control_tags and first_in <= off < end_in} - {0})
+        bounds = [0, *cuts, len(items) // self.window_in]
+        for w0, w1 in zip(bounds[:-1], bounds[1:]):
+            seg_first = first_in + w0 * self.window_in
+            seg_end = min(first_in + w1 * self.window_in, end_in)
+            for off, key, value, _ in self._tags:
+                if key in self.control_tags and seg_first <= off < seg_end and (off - first_in) // self.window_in == w0:
+                    self.on_tag(key, to_python(value))
+            windows = items[w0 * self.window_in: w1 * self.window_in].reshape(w1 - w0, self.window_in)
+            n_in = seg_end - seg_first
+            entry = _Entry(None, seg_first, w1 - w0, n_in, -(-n_in * self.window_out // self.window_in))
+            while self._tags and self._tags[0][0] < seg_end:
+                off, key, value, srcid = self._tags.popleft()
+                rel = off - seg_first
+                entry.tags.append(((rel // self.window_in) * self.window_out
+                                   + (rel % self.window_in) * self.window_out // self.window_in, key, value, srcid))
+            try:
+                job = self.make_job(windows)
+                entry.future = self.engine.submit(job, policy=self.policy)
+            except Exception as exc:  # noqa: BLE001 - a clear message instead of a dead thread
+                self._fail(f"cannot submit items {seg_first}..{seg_end - 1}: {type(exc).__name__}: {exc}", exc)
+                return
+            self._pending.append(entry)
+            self._in_flight += entry.n_windows
+
+    def _drop_oldest(self) -> int:
+        """Live policy: drop the oldest windows that have not started, to make room; returns the room made."""
+        freed = 0
+        for entry in self._pending:
+            if not entry.released and self.engine.drop(entry.future):
+                entry.released = True
+                self._in_flight -= entry.n_windows
+                freed += entry.n_windows
+                break
+        return freed
+
+    # -- output side -------------------------------------------------------------------------------------------
+
+    def _emit(self, out: np.ndarray, produced: int) -> int:
+        while self._pending and produced < len(out):
+            entry = self._pending[0]
+            fut = entry.future
+            if not fut.done():
+                break
+            if fut.cancelled():
+                self._pending.popleft()
+                self._release(entry)
+                self.dropped_items += entry.n_in
+                self._dropped_since += entry.n_in
+                self._carry.extend(t[1:] for t in entry.tags)
+                continue
+            exc = fut.exception()
+            if exc is not None:
+                self._pending.popleft()
+                self._release(entry)
+                self._fail(f"engine job for input items {entry.first_in}..{entry.first_in + entry.n_in - 1} "
+                           f"failed: {exc}", exc)
+                return produced
+            if entry.data is None:
+                entry.data = np.asarray(self.finish(fut.result())).reshape(-1)[: entry.n_out]
+            k = min(len(out) - produced, entry.n_out - entry.emitted)
+            out[produced: produced + k] = entry.data[entry.emitted: entry.emitted + k]
+            first_out = self.nitems_written(0) + produced
+            if self._dropped_since or self._carry:
+                if self._dropped_since:
+                    self.add_item_tag(0, first_out, pmt.intern(DROP_TAG), pmt.from_uint64(self._dropped_since),
+                                      self._srcid)
+                for key, value, srcid in self._carry:
+                    self.add_item_tag(0, first_out, pmt.intern(key), value, srcid)
+                self._dropped_since, self._carry = 0, []
+            for rel, key, value, srcid in entry.tags:
+                if entry.emitted <= rel < entry.emitted + k:
+                    self.add_item_tag(0, first_out + rel - entry.emitted, pmt.intern(key), value, srcid)
+            entry.emitted += k
+            produced += k
+            self.items_out += k
+            if entry.emitted == entry.n_out:
+                self._pending.popleft()
+                self._release(entry)
+        return produced
+
+    def _release(self, entry: _Entry) -> None:
+        if not entry.released:
+            entry.released = True
+            self._in_flight -= entry.n_windows
+
+    def on_tag(self, key: str, value) -> None:
+        """A control tag (key in ``control_tags``) at the first item of the windows about to be submitted."""
+
+
+def _stats_pmt(stats: dict[str, Any]) -> pmt.pmt_t:
+    d = pmt.make_dict()
+    for key, value in stats.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            v = pmt.intern(str(value))
+        elif isinstance(value, int):
+            v = pmt.from_uint64(value) if value >= 0 else pmt.from_long(value)
+        else:
+            v = pmt.from_double(float(value))
+        d = pmt.dict_add(d, pmt.intern(key), v)
+    return d
+
+
+__all__ = ["DROP_TAG", "EOS_TAG", "engine_block"]
