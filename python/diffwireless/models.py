@@ -9,6 +9,7 @@ checkpoints (``torch.load``) can run code and are refused.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,7 @@ def save_model(model: DiffusionModel, path: str | Path, card: dict[str, Any] | N
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.network.state_dict().items()}
     save_file(tensors, str(weights), metadata={_METADATA_KEY: json.dumps(model.header(), sort_keys=True)})
+    weights.chmod(0o644)  # safetensors creates the file owner-only; shipped models are read by every user
     doc = dict(model.card if card is None else card)
     doc.update({"name": model.name, "file": weights.name, "format": FORMAT_VERSION, "arch": model.arch,
                 "config": model.header()["config"], "parameters": model.num_parameters,
@@ -160,6 +162,25 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Diffusio
     model.network.load_state_dict(tensors, strict=True)
     model.network.to(device).eval()
     return model
+
+
+_shared: dict[tuple[str, int, int], DiffusionModel] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_model(path: str | Path) -> DiffusionModel:
+    """:func:`load_model` once per file and process: blocks given the same file share one model object, which is
+    what lets the engine batch their work together (it merges jobs of the same model). Reloaded if the file changes.
+    """
+    weights = resolve_model_path(path).resolve()
+    st = weights.stat()
+    key = (str(weights), st.st_mtime_ns, st.st_size)
+    with _shared_lock:
+        model = _shared.get(key)
+        if model is None:
+            model = load_model(weights)
+            _shared[key] = model
+        return model
 
 
 def _state_mismatch(network: nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:

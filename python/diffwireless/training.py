@@ -13,7 +13,9 @@ import sys
 from diffwireless.paths import model_dir
 
 # model name -> "module:function"; filled by the capability issues as their models land.
-MODELS: dict[str, str] = {}
+MODELS: dict[str, str] = {
+    "iq_denoiser_qpsk_sps4": "diffwireless.recipes.iq_denoiser:train",
+}
 
 
 def main(argv: list[str] | None = None) -> int:

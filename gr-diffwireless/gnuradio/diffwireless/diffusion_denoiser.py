@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from diffwireless.denoiser import IQDenoiser
-from diffwireless.engine import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_MS
+from diffwireless.engine import DEFAULT_MAX_WAIT_MS
 
 from gnuradio.diffwireless.engine_block import engine_block
 
@@ -28,15 +28,16 @@ class diffusion_denoiser(engine_block):
         policy: ``block`` (replay: lossless, upstream waits) or ``drop`` (live: oldest work dropped, ``dw_drop``
             tag with the count on the next output sample).
         max_in_flight: windows this block may have in the engine at once.
-        max_batch, max_wait_ms: options of the shared engine (taken from the first block that starts it).
+        max_batch, max_wait_ms: options of the shared engine, taken from the first block that starts it
+            (``max_batch`` 0: 1024 windows on a CPU, 16384 on CUDA).
         stats_interval_s: period of the ``stats`` messages.
     """
 
     control_tags = frozenset({SNR_TAG})
 
     def __init__(self, model: str, snr_db: float = 10.0, num_steps: int = 10, signal_power: float = 1.0,
-                 device: str = "auto", policy: str = "block", max_in_flight: int = 4096,
-                 max_batch: int = DEFAULT_MAX_BATCH, max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+                 device: str = "auto", policy: str = "block", max_in_flight: int = 1024,
+                 max_batch: int = 0, max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
                  stats_interval_s: float = 1.0) -> None:
         self.denoiser = IQDenoiser(model, num_steps=num_steps, signal_power=signal_power)
         self.denoiser.start_step(snr_db)  # validates

@@ -12,7 +12,6 @@ import pmt
 from gnuradio import gr
 
 from diffwireless.engine import (
-    DEFAULT_MAX_BATCH,
     DEFAULT_MAX_QUEUE_ITEMS,
     DEFAULT_MAX_WAIT_MS,
     POLICIES,
@@ -70,7 +69,7 @@ class engine_block(gr.basic_block):
     control_tags: frozenset[str] = frozenset()
 
     def __init__(self, name: str, in_dtype, out_dtype, window_in: int, window_out: int, device: str = "auto",
-                 policy: str = "block", max_in_flight: int = 4096, max_batch: int = DEFAULT_MAX_BATCH,
+                 policy: str = "block", max_in_flight: int = 1024, max_batch: int = 0,
                  max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS,
                  stats_interval_s: float = 1.0) -> None:
         gr.basic_block.__init__(self, name=name, in_sig=[in_dtype], out_sig=[out_dtype])
@@ -85,6 +84,7 @@ class engine_block(gr.basic_block):
         self.device = device
         self.policy = policy
         self.max_in_flight = int(max_in_flight)
+        self.min_chunk = max(self.window_in, min(self.max_in_flight * self.window_in // 4, 8192))
         self.engine_config = {"max_batch": int(max_batch), "max_wait_ms": float(max_wait_ms),
                               "max_queue_items": int(max_queue_items)}
         self.stats_interval_s = float(stats_interval_s)
@@ -123,7 +123,7 @@ class engine_block(gr.basic_block):
         if self.engine is None:
             return True
         for entry in self._pending:
-            self.engine.drop(entry.future)
+            self.engine.drop(entry.future, count=False)
         stats = self.stats()
         self.message_port_pub(self._stats_port, _stats_pmt(stats))
         self.logger.info(f"{stats['items_in']} items in, {stats['items_out']} out, {stats['dropped_items']} dropped; "
@@ -148,14 +148,21 @@ class engine_block(gr.basic_block):
         if self._fatal:
             return -1  # WORK_DONE: the error was logged when it happened
         out = output_items[0]
+        inp = input_items[0]
         produced = self._emit(out, 0)
-        consumed = 0 if self._fatal else self._consume(input_items[0])
+        # Take input in chunks worth a job while earlier work is in flight: every call costs Python time that the
+        # engine's thread would otherwise have. With nothing in flight, take whatever there is (end of stream).
+        consumed = 0
+        if not self._fatal and (len(inp) >= self.min_chunk or not self._pending):
+            consumed = self._consume(inp)
         if produced == 0 and consumed == 0 and self._pending and not self._fatal:
             try:
                 self._pending[0].future.exception(timeout=_WAIT_S)
             except Exception:  # noqa: BLE001 - timeout or cancellation: _emit sorts it out
                 pass
             produced = self._emit(out, 0)
+            if not self._fatal and not self._pending:
+                self._consume(inp)
         if time.monotonic() >= self._next_stats:
             self._next_stats = time.monotonic() + self.stats_interval_s
             self.message_port_pub(self._stats_port, _stats_pmt(self.stats()))

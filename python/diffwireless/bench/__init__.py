@@ -7,6 +7,9 @@ in :data:`TASKS` by ``"module:function"`` so that running one task imports only 
 from diffwireless.bench.results import BenchRow, wilson_interval, write_results
 
 # task name -> "module:function"; filled by the capability issues as their benchmarks land.
-TASKS: dict[str, str] = {}
+TASKS: dict[str, str] = {
+    # The engine benchmark runs flowgraphs, so it lives in the GNU Radio layer (imported only when run).
+    "engine": "gnuradio.diffwireless.bench_engine:run",
+}
 
 __all__ = ["BenchRow", "TASKS", "wilson_interval", "write_results"]

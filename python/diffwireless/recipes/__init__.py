@@ -1,0 +1,1 @@
+"""Training recipes of the shipped models: data, seed, training and evaluation, one module per model."""
