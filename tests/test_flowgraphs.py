@@ -15,6 +15,7 @@ from conftest import APPS_DIR, grcc
 RUNS = {
     "make_demo_recording.grc": "records",
     "replay_qt.grc": "replays",
+    "denoise_qt.grc": "denoises",
     "live_receive_qt.grc": "no_sdr",
 }
 
@@ -32,6 +33,8 @@ QT_RUNNER = textwrap.dedent("""
         print("BUILD-FAILED:", type(exc).__name__, exc); sys.exit(3)
     tb.start(); tb.wait(); tb.stop(); tb.wait()
     print("SAMPLES", tb.source.nitems_written(0))
+    if hasattr(tb, "denoiser"):
+        print("DENOISED", tb.denoiser.items_out, "ERROR", tb.denoiser.error)
 """)
 
 
@@ -59,9 +62,11 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
     if RUNS[name] == "no_sdr":
         args.append("device=driver=hackrf")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
-    if RUNS[name] == "replays":
+    if RUNS[name] in ("replays", "denoises"):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"SAMPLES {SigMFRecording(bundled_recording()).num_samples}" in proc.stdout
+        if RUNS[name] == "denoises":  # every sample through the shipped model and the engine, none lost
+            assert f"DENOISED {SigMFRecording(bundled_recording()).num_samples} ERROR None" in proc.stdout
     else:
         from gnuradio.diffwireless.sdr_source import find_devices
 

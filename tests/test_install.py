@@ -39,13 +39,16 @@ def test_installed_modules_import_from_the_prefix(prefix):
     env.pop("VIRTUAL_ENV", None)
     code = ("import sys, diffwireless; assert 'gnuradio' not in sys.modules; "
             "from gnuradio import diffwireless as dw; print(dw.__file__); print(diffwireless.__file__); "
-            "print(diffwireless.paths.model_dir()); print(dw.open_recording(dw.bundled_recording()).num_samples)")
+            "print(diffwireless.paths.model_dir()); print(dw.open_recording(dw.bundled_recording()).num_samples); "
+            "blk = dw.diffusion_denoiser('iq_denoiser_qpsk_sps4', device='cpu'); "
+            "import diffwireless.models as m; print(m.resolve_model_path('iq_denoiser_qpsk_sps4'))")
     proc = subprocess.run(["/usr/bin/python3", "-c", code], capture_output=True, text=True, env=env, cwd="/")
     assert proc.returncode == 0, proc.stderr
-    block_file, core_file, model_dir, n = proc.stdout.split()
+    block_file, core_file, model_dir, n, shipped_model = proc.stdout.split()
     assert block_file.startswith(str(site)) and core_file.startswith(str(site))
     assert model_dir == str(prefix / "share/gr-diffwireless/models") and Path(model_dir, "README.md").is_file()
     assert int(n) == 120_000
+    assert shipped_model == str(prefix / "share/gr-diffwireless/models/iq_denoiser_qpsk_sps4.safetensors")
 
 
 def test_grcc_finds_the_installed_blocks(prefix, tmp_path):
