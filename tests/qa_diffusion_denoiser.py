@@ -244,3 +244,4 @@ def test_construction_errors(model_path, tmp_path):
         diffwireless.diffusion_denoiser(model_path, policy="lossy")
     with pytest.raises(ValueError, match="snr_db"):
         diffwireless.diffusion_denoiser(model_path, snr_db=float("nan"))
+

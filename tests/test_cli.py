@@ -43,9 +43,10 @@ def test_dw_replay_raw_file_with_format(tmp_path):
 
 
 def test_dw_bench_and_dw_train_list_their_tasks():
-    for tool in ("dw-bench", "dw-train"):
+    for tool, listed in (("dw-bench", "engine"), ("dw-train", "iq_denoiser_qpsk_sps4")):
         proc = subprocess.run([BIN / tool], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
+        assert listed in proc.stdout.split()
     proc = subprocess.run([BIN / "dw-bench", "no-such-task"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown task 'no-such-task'" in proc.stderr
 

@@ -114,7 +114,8 @@ def test_model_round_trip(tmp_path):
     doc = json.loads(card.read_text())
     assert doc["parameters"] == model.num_parameters and doc["size_bytes"] == weights.stat().st_size
     loaded = load_model(tmp_path / "m.safetensors")
-    assert loaded.item_shape == (8, 2) and loaded.schedule == NoiseSchedule(100) and loaded.card["description"] == "test"
+    assert loaded.item_shape == (8, 2) and loaded.schedule == NoiseSchedule(100)
+    assert loaded.card["description"] == "test"
     x, t = torch.randn(4, 8, 2), torch.tensor([5])
     with torch.inference_mode():
         np.testing.assert_array_equal(model.network(x, t).numpy(), loaded.network(x, t).numpy())

@@ -96,6 +96,22 @@ def test_jobs_with_different_samplers_or_models_are_not_merged(engine):
                                        rtol=1e-5, atol=1e-5)
 
 
+def test_submit_copies_the_items_so_callers_may_reuse_their_buffer():
+    eng = DenoiseEngine("cpu", max_batch=64, max_wait_ms=0).start()
+    try:
+        model = wrapped(lambda x: time.sleep(0.01))
+        buffer = items(64, seed=3)
+        original = buffer.copy()
+        futs = [eng.submit(Job(model, buffer, SAMPLER)) for _ in range(4)]
+        buffer[:] = 1e3  # as a GNU Radio input buffer is overwritten once its items are consumed
+        with torch.inference_mode():
+            ref = SAMPLER.run(model.network.inner, model.schedule, torch.from_numpy(original)).numpy()
+        for f in futs:
+            np.testing.assert_allclose(f.result(timeout=30), ref, rtol=1e-5, atol=1e-5)
+    finally:
+        eng.stop()
+
+
 def test_bad_jobs_are_refused_at_submit(engine):
     model = mlp()
     with pytest.raises(ValueError, match=r"items of shape \(8, 2\)"):

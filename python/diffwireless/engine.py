@@ -198,7 +198,8 @@ class DenoiseEngine:
         """Queue a job; returns its future (result: ``ndarray [n, *output item shape]``).
 
         Args:
-            job: the work; ``x`` is converted to contiguous float32.
+            job: the work; ``x`` (and ``cond``) are copied as contiguous float32, so the caller may reuse its
+                buffers as soon as ``submit`` returns.
             policy: ``block`` waits for queue room (``timeout`` seconds at most, None: for ever); ``drop`` never
                 waits: the oldest queued ``drop`` jobs are cancelled to make room (or this one, when the queue is
                 full of ``block`` work). Cancelled futures raise ``CancelledError``; :meth:`stats` counts them.
@@ -266,7 +267,8 @@ class DenoiseEngine:
 
     def _validate(self, job: Job) -> None:
         model = job.model
-        x = np.ascontiguousarray(job.x, dtype=np.float32)
+        # Always a copy: callers such as GNU Radio blocks hand in views of buffers that they reuse at once.
+        x = np.array(job.x, dtype=np.float32, copy=True, order="C")
         if x.ndim != 1 + len(model.item_shape) or tuple(x.shape[1:]) != model.item_shape:
             raise ValueError(f"model '{model.name}' takes items of shape {model.item_shape}; got a batch of shape "
                              f"{tuple(x.shape)}")
@@ -277,7 +279,7 @@ class DenoiseEngine:
         if model.cond_dim:
             if job.cond is None:
                 raise ValueError(f"model '{model.name}' needs conditioning of width {model.cond_dim}")
-            cond = np.ascontiguousarray(job.cond, dtype=np.float32).reshape(len(x), -1)
+            cond = np.array(job.cond, dtype=np.float32, copy=True, order="C").reshape(len(x), -1)
             if cond.shape[1] != model.cond_dim or not np.isfinite(cond).all():
                 raise ValueError(f"model '{model.name}' needs finite conditioning [n, {model.cond_dim}]; got "
                                  f"{tuple(np.shape(job.cond))}")

@@ -25,9 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="output folder (default: the models folder)")
     args = parser.parse_args(argv)
     names = list(MODELS) if args.all else ([args.model] if args.model else [])
-    if not names:
-        print("no models are registered yet" if not MODELS else "name a model or pass --all")
-        return 0 if not MODELS or args.all else 2
+    if not names:  # nothing asked for: list what can be trained
+        print("\n".join(MODELS) if MODELS else "no models are registered yet")
+        return 0
     for name in names:
         if name not in MODELS:
             print(f"dw-train: unknown model {name!r}; models: {', '.join(MODELS)}", file=sys.stderr)

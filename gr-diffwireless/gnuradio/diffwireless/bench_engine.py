@@ -9,9 +9,10 @@ Three ways to run one denoiser over N concurrent complex streams (N = 1, 4, 16),
 - ``engine (flowgraph)``: ``vector source (repeat) -> diffusion_denoiser -> null sink`` per stream, one engine.
 - ``engine alone``: N Python threads submit the same chunks straight to the engine (no GNU Radio).
 
-Throughput is counted at the sinks over several consecutive intervals after a warm-up (mean and 95% t-interval
-over the intervals); latency is the time a chunk spends in the network call (per-call) or from submission to
-result (engine). The flowgraph's ``tb.stop(); tb.wait()`` time with work in flight is recorded too.
+Throughput is counted at the sinks after a warm-up. The four methods run back to back in each of several rounds
+(the host's speed drifts between minutes), and every number is the geometric mean over rounds with its 95%
+t-interval; ratios are taken within a round. Latency is the time a chunk spends in the network call (per-call) or from
+submission to result (engine). The flowgraph's ``tb.stop(); tb.wait()`` time with work in flight is recorded too.
 """
 
 from __future__ import annotations
@@ -41,21 +42,25 @@ STREAMS = (1, 4, 16)
 SMALL_CHUNK = 256
 PERCALL = "per-call in work()"
 PERCALL_SMALL = f"per-call in work(), {SMALL_CHUNK}-sample chunks"
+FLOW = "engine (flowgraph)"
+ALONE = "engine alone"
+METHODS = (PERCALL, PERCALL_SMALL, FLOW, ALONE)
 CHUNK = 4096  # samples per engine-alone submission, about what GNU Radio hands a block per work() call
 DENOISER_CONFIG = {"item_shape": [WINDOW, 2], "hidden": 256, "hidden_layers": 3, "time_dim": 32}
 DETECTOR_CONFIG = {"item_shape": [1, 2], "hidden": 128, "hidden_layers": 3, "time_dim": 32}  # Letafati et al.
 
 
 def _t_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% Student-t interval of a few measurements."""
-    v = np.asarray(values, dtype=np.float64)
-    mean = float(v.mean())
+    """Geometric mean and 95% Student-t interval, taken on the logarithm: rates and ratios are positive and their
+    spread multiplicative (a host that runs 20% slower for a minute scales every rate in it)."""
+    v = np.log(np.asarray(values, dtype=np.float64))
+    mean = float(np.exp(v.mean()))
     if len(v) < 2:
         return mean, mean, mean
     from scipy import stats
 
     half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return mean, mean - half, mean + half
+    return mean, float(np.exp(v.mean() - half)), float(np.exp(v.mean() + half))
 
 
 class percall_denoiser(gr.sync_block):
@@ -88,7 +93,7 @@ def _measure_flowgraph(make_block, n_streams: int, warmup_s: float, intervals: i
     tb = gr.top_block()
     sinks, blks, srcs = [], [], []
     for _ in range(n_streams):
-        x = (rng.standard_normal(1 << 16) + 1j * rng.standard_normal(1 << 16)).astype(np.complex64) / np.sqrt(2)
+        x = (rng.standard_normal(1 << 14) + 1j * rng.standard_normal(1 << 14)).astype(np.complex64) / np.sqrt(2)
         src = blocks.vector_source_c(x.tolist(), True)
         blk = make_block()
         sink = blocks.null_sink(gr.sizeof_gr_complex)
@@ -153,7 +158,7 @@ def _measure_engine_alone(engine: DenoiseEngine, model: DiffusionModel, sampler:
 def run(quick: bool = False) -> list[BenchRow]:
     device = resolve_device("auto")
     dev = device_name(device)
-    warmup, intervals, interval_s = (1.5, 4, 1.0) if quick else (3.0, 8, 2.0)
+    warmup, intervals, interval_s, rounds = (1.0, 2, 0.75, 3) if quick else (2.0, 3, 1.5, 4)
     torch.manual_seed(0)
     schedule = NoiseSchedule(1000)
     model = build_model("bench_denoiser", "mlp_denoiser", DENOISER_CONFIG, schedule)
@@ -171,43 +176,53 @@ def run(quick: bool = False) -> list[BenchRow]:
 
     for n in STREAMS:
         setting = f"streams={n} window={WINDOW} ddim_steps={NUM_STEPS}"
-        # 1. per-call inside work(), GNU Radio's default chunks and 256-sample chunks
-        percall = {}
-        for name, max_chunk in ((PERCALL, 0), (PERCALL_SMALL, SMALL_CHUNK)):
-            rates, _, blks = _measure_flowgraph(lambda: percall_denoiser(model, sampler, device, max_chunk), n,
-                                                warmup, intervals, interval_s)
-            lat = np.concatenate([np.asarray(b.latencies) for b in blks]) * 1e3
-            percall[name] = row(name, setting, "samples_per_s", rates)
-            row(name, setting, "latency_p50_ms", float(np.percentile(lat, 50)))
-            row(name, setting, "latency_p99_ms", float(np.percentile(lat, 99)))
-        # 2. engine in a flowgraph
-        holder = acquire_engine("auto")  # one engine for the measurement, so its stats cover all N blocks
-        try:
-            rates, stop_s, blks = _measure_flowgraph(
-                lambda: diffusion_denoiser(model_file, snr_db=snr_db, num_steps=NUM_STEPS, device="auto"), n,
-                warmup, intervals, interval_s)
-            st = holder.stats()
-        finally:
-            release_engine(holder)
-        flow = row("engine (flowgraph)", setting, "samples_per_s", rates,
-                   {"batch_mean_windows": round(st["batch_mean"], 1), "batch_max_windows": st["batch_max"]})
-        row("engine (flowgraph)", setting, "latency_p50_ms", st["latency_p50_ms"])
-        row("engine (flowgraph)", setting, "latency_p99_ms", st["latency_p99_ms"])
-        row("engine (flowgraph)", setting, "stop_wait_s", stop_s)
-        # 3. the engine alone
-        engine = DenoiseEngine("auto").start()
-        try:
-            rates = _measure_engine_alone(engine, model, sampler, n, CHUNK, warmup, intervals, interval_s)
-            st = engine.stats()
-        finally:
-            engine.stop()
-        alone = row("engine alone", setting, "samples_per_s", rates,
-                    {"batch_mean_windows": round(st["batch_mean"], 1), "chunk_samples": CHUNK})
-        row("engine alone", setting, "latency_p50_ms", st["latency_p50_ms"])
-        row("engine alone", setting, "latency_p99_ms", st["latency_p99_ms"])
-        row(f"engine (flowgraph) / {PERCALL}", setting, "throughput_ratio", flow / percall[PERCALL])
-        row(f"engine (flowgraph) / {PERCALL_SMALL}", setting, "throughput_ratio", flow / percall[PERCALL_SMALL])
-        row("engine (flowgraph) / engine alone", setting, "throughput_ratio", flow / alone)
+        rate: dict[str, list[float]] = {m: [] for m in METHODS}
+        p50: dict[str, list[float]] = {m: [] for m in METHODS}
+        p99: dict[str, list[float]] = {m: [] for m in METHODS}
+        stop_s: list[float] = []
+        extra: dict[str, dict] = {m: {} for m in METHODS}
+        # Rounds of all four methods back to back: the machine's speed drifts, so ratios are taken within a round.
+        for _ in range(rounds):
+            # 1. per-call inside work(), GNU Radio's default chunks and 256-sample chunks
+            for name, max_chunk in ((PERCALL, 0), (PERCALL_SMALL, SMALL_CHUNK)):
+                rates, _, blks = _measure_flowgraph(lambda: percall_denoiser(model, sampler, device, max_chunk), n,
+                                                    warmup, intervals, interval_s)
+                lat = np.concatenate([np.asarray(b.latencies) for b in blks]) * 1e3
+                rate[name].append(float(np.mean(rates)))
+                p50[name].append(float(np.percentile(lat, 50)))
+                p99[name].append(float(np.percentile(lat, 99)))
+            # 2. engine in a flowgraph; one engine held for the measurement, so its stats cover all N blocks
+            holder = acquire_engine("auto")
+            try:
+                rates, stopped, _ = _measure_flowgraph(
+                    lambda: diffusion_denoiser(model_file, snr_db=snr_db, num_steps=NUM_STEPS, device="auto"), n,
+                    warmup, intervals, interval_s)
+                st = holder.stats()
+            finally:
+                release_engine(holder)
+            rate[FLOW].append(float(np.mean(rates)))
+            p50[FLOW].append(st["latency_p50_ms"])
+            p99[FLOW].append(st["latency_p99_ms"])
+            stop_s.append(stopped)
+            extra[FLOW] = {"batch_mean_windows": round(st["batch_mean"], 1), "batch_max_windows": st["batch_max"]}
+            # 3. the engine alone
+            engine = DenoiseEngine("auto").start()
+            try:
+                rates = _measure_engine_alone(engine, model, sampler, n, CHUNK, warmup, intervals, interval_s)
+                st = engine.stats()
+            finally:
+                engine.stop()
+            rate[ALONE].append(float(np.mean(rates)))
+            p50[ALONE].append(st["latency_p50_ms"])
+            p99[ALONE].append(st["latency_p99_ms"])
+            extra[ALONE] = {"batch_mean_windows": round(st["batch_mean"], 1), "chunk_samples": CHUNK}
+        for m in METHODS:
+            row(m, setting, "samples_per_s", rate[m], dict(extra[m], rounds=[round(v) for v in rate[m]]))
+            row(m, setting, "latency_p50_ms", p50[m])
+            row(m, setting, "latency_p99_ms", p99[m])
+        row(FLOW, setting, "stop_wait_s", stop_s, {"rounds": [round(v, 4) for v in stop_s]})
+        for num, den in ((FLOW, PERCALL), (FLOW, PERCALL_SMALL), (FLOW, ALONE)):
+            row(f"{num} / {den}", setting, "throughput_ratio", [a / b for a, b in zip(rate[num], rate[den])])
 
     # The detector-sized network (Letafati et al.: 3 x 128 Softplus, one complex symbol per item), engine alone.
     torch.manual_seed(0)
@@ -229,7 +244,7 @@ def plot(rows: list[BenchRow], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    methods = [PERCALL_SMALL, PERCALL, "engine (flowgraph)", "engine alone"]
+    methods = [PERCALL_SMALL, PERCALL, FLOW, ALONE]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     width = 0.2
     for i, m in enumerate(methods):

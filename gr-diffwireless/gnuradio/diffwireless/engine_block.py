@@ -205,7 +205,8 @@ class engine_block(gr.basic_block):
             return 0
         self.consume(0, m)
         self.items_in += m
-        buf = np.concatenate([self._partial, data]) if len(self._partial) else np.asarray(data)
+        # A view is enough: the engine copies at submit, before upstream may overwrite what was consumed.
+        buf = np.concatenate([self._partial, data]) if len(self._partial) else data
         n_windows = len(buf) // self.window_in
         self._submit(buf[: n_windows * self.window_in], self._partial_start)
         rest = buf[n_windows * self.window_in:].copy()

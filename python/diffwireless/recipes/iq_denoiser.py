@@ -149,5 +149,6 @@ def _snr_row(method: str, snr_db: float, nfe: int, est: np.ndarray, clean: np.nd
     err = np.mean(np.abs(est - clean) ** 2, axis=1).astype(np.float64)
     mse = err.mean()
     half = 1.96 * err.std(ddof=1) / math.sqrt(len(err))
-    return {"method": method, "snr_db": snr_db, "nfe": nfe, "output_snr_db": round(-10 * math.log10(mse), 3),
-            "ci_low": round(-10 * math.log10(mse + half), 3), "ci_high": round(-10 * math.log10(max(mse - half, 1e-30)), 3)}
+    snr = lambda m: round(-10 * math.log10(max(m, 1e-30)), 3)  # noqa: E731
+    return {"method": method, "snr_db": snr_db, "nfe": nfe, "output_snr_db": snr(mse), "ci_low": snr(mse + half),
+            "ci_high": snr(mse - half)}
