@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -145,11 +147,11 @@ class DenoiseEngine:
         self._queue_items = 0
         self._thread: threading.Thread | None = None
         self._stopping = False
-        self._nets: dict[int, torch.nn.Module] = {}
+        # The device copy of each model's network; weak keys, so a model dropped by its blocks is freed here too.
+        self._nets: weakref.WeakKeyDictionary[DiffusionModel, torch.nn.Module] = weakref.WeakKeyDictionary()
         self._staging: torch.Tensor | None = None
         self._batch_cap = self.max_batch
         self._generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        self._fell_back = False
         self._reset_stats()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
@@ -410,7 +412,6 @@ class DenoiseEngine:
     def _fall_back_to_cpu(self, exc: BaseException) -> None:
         log.warning("engine on %s: the device failed (%s: %s); falling back to the CPU for the rest of this run",
                     self.device, type(exc).__name__, exc)
-        self._fell_back = True
         self.device = torch.device("cpu")
         self._nets.clear()
         self._staging = None
@@ -419,15 +420,13 @@ class DenoiseEngine:
             self.precision = "fp32"
 
     def _network(self, model: DiffusionModel) -> torch.nn.Module:
-        net = self._nets.get(id(model))
+        net = self._nets.get(model)
         if net is None:
             net = model.network
             if next(net.parameters(), torch.empty(0)).device != self.device:
-                import copy
-
                 net = copy.deepcopy(net).to(self.device)
             net.eval()
-            self._nets[id(model)] = net
+            self._nets[model] = net
         return net
 
     def _to_device(self, a: np.ndarray) -> torch.Tensor:

@@ -262,9 +262,10 @@ def plot(rows: list[BenchRow], path: Path) -> None:
     ax.set_ylabel("Msamples/s (95% CI)")
     ax2.set_ylabel("latency p99 (ms)")
     ax2.set_yscale("log")
-    ax.legend(fontsize=8)
+    handles, labels_ = ax.get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="lower center", ncol=4, fontsize=8)
     device = rows[0].device if rows else ""
     fig.suptitle(f"dw-bench engine: window denoiser, {WINDOW}-sample windows, DDIM {NUM_STEPS} steps, {device}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
