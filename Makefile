@@ -42,6 +42,7 @@ $(VENV)/.installed: pyproject.toml Makefile | apt
 demo: setup
 	@mkdir -p demo-out
 	$(VENV)/bin/dw-replay --plot demo-out/replay.png --json demo-out/replay.json
+	$(VENV)/bin/dw-denoise --snr-db 5 --json demo-out/denoise.json
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

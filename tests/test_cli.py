@@ -26,6 +26,19 @@ def test_dw_replay_prints_a_lossless_summary_and_writes_plot_and_json(tmp_path):
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_dw_denoise_is_lossless_and_beats_the_noise_on_the_demo(tmp_path):
+    proc = subprocess.run([BIN / "dw-denoise", "--snr-db", "5", "--json", tmp_path / "d.json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "120000 samples out of 120000 in (lossless)" in proc.stdout
+    report = json.loads((tmp_path / "d.json").read_text())
+    snr = {r["method"]: r for r in report["rows"]}
+    assert abs(snr["noisy input"]["output_snr_db"] - 5.0) < 0.3  # the added noise is what was asked for
+    assert snr["diffusion DDIM"]["output_snr_db"] > snr["noisy input"]["output_snr_db"] + 3.5
+    assert snr["diffusion DDIM"]["output_snr_db"] > snr["window LMMSE"]["output_snr_db"] - 0.3
+    assert report["samples_measured"] > 50_000  # the bursts: half the recording
+
+
 def test_dw_replay_reports_a_bad_file_in_one_line_and_exit_code_2(tmp_path):
     (tmp_path / "x.sigmf-meta").write_text('{"global": {"core:datatype": "cf32_le", "core:version": "1.2.0"}}')
     proc = subprocess.run([BIN / "dw-replay", tmp_path / "x.sigmf-meta"], capture_output=True, text=True)

@@ -99,3 +99,41 @@ class IQDenoiser:
         padded[:n] = iq
         out = engine.submit(self.job(padded.reshape(k, self.window), snr_db)).result()
         return self.result(out).ravel()[:n]
+
+
+def window_lmmse(noisy: np.ndarray, cov: np.ndarray, snr_db: float, signal_power: float = 1.0) -> np.ndarray:
+    """The linear MMSE (Wiener) estimate of a complex signal, window by window: the baseline of a window denoiser.
+
+    Args:
+        noisy: complex samples; the length is cut to whole windows of ``W = cov.shape[0] // 2``.
+        cov: covariance ``[2W, 2W]`` of clean unit-power windows as (re, im) vectors, zero mean.
+        snr_db: SNR of ``noisy``; signal_power: power of the clean signal in its units.
+    Returns:
+        complex64 estimate, ``len(noisy) // W * W`` samples.
+    """
+    width = cov.shape[0] // 2
+    n = len(noisy) // width
+    y = np.ascontiguousarray(noisy[: n * width], dtype=np.complex64).view(np.float32).reshape(n, 2 * width)
+    y = y.astype(np.float64) / np.sqrt(signal_power)
+    gain = cov @ np.linalg.inv(cov + noise_var_per_dim(snr_db) * np.eye(2 * width))
+    est = (y @ gain.T) * np.sqrt(signal_power)
+    return np.ascontiguousarray(est, dtype=np.float32).view(np.complex64).ravel()
+
+
+def output_snr_db(estimate: np.ndarray, reference: np.ndarray, mask: np.ndarray | None = None,
+                  block: int = 16) -> tuple[float, float, float]:
+    """SNR of an estimate against its reference, ``P(reference) / mean |estimate - reference|^2``, in dB, with a
+    95% interval from the spread of the error over blocks of ``block`` samples (normal approximation)."""
+    n = min(len(estimate), len(reference)) // block * block
+    err = np.abs(np.asarray(estimate[:n]) - np.asarray(reference[:n])) ** 2
+    power = np.abs(np.asarray(reference[:n])) ** 2
+    keep = np.ones(n, dtype=bool) if mask is None else np.asarray(mask[:n], dtype=bool)
+    # Blocks wholly inside the mask, so that every block's error is measured on signal.
+    blocks = keep.reshape(-1, block).all(axis=1)
+    if not blocks.any():
+        raise ValueError("no block of samples lies inside the mask")
+    e = err.reshape(-1, block)[blocks].mean(axis=1).astype(np.float64)
+    p = float(power.reshape(-1, block)[blocks].mean())
+    mse, half = float(e.mean()), float(1.96 * e.std(ddof=1) / np.sqrt(len(e))) if len(e) > 1 else 0.0
+    db = lambda m: float(10 * np.log10(p / max(m, 1e-30)))  # noqa: E731
+    return db(mse), db(mse + half), db(mse - half)

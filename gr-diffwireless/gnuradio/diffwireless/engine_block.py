@@ -25,7 +25,8 @@ from diffwireless.tags import EOS as EOS_TAG
 from gnuradio.diffwireless._pmt import to_python
 
 DROP_TAG = "dw_drop"
-_WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
+_WAIT_S = 0.02
+_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows")  # longest wait inside one work call, so that tb.stop() is honoured promptly
 
 
 @dataclass(eq=False)
@@ -96,6 +97,7 @@ class engine_block(gr.basic_block):
         self._srcid = pmt.intern(name)
         self.engine = None
         self.error: BaseException | None = None
+        self._engine_stats_at_stop: dict[str, Any] = {}
         self._reset()
 
     def _reset(self) -> None:
@@ -125,6 +127,7 @@ class engine_block(gr.basic_block):
         for entry in self._pending:
             self.engine.drop(entry.future, count=False)
         stats = self.stats()
+        self._engine_stats_at_stop = {k: v for k, v in stats.items() if k not in _BLOCK_STATS}
         self.message_port_pub(self._stats_port, _stats_pmt(stats))
         self.logger.info(f"{stats['items_in']} items in, {stats['items_out']} out, {stats['dropped_items']} dropped; "
                          f"engine {format_stats(stats)}")
@@ -133,7 +136,8 @@ class engine_block(gr.basic_block):
         return True
 
     def stats(self) -> dict[str, Any]:
-        st = self.engine.stats() if self.engine is not None else {}
+        """Engine counters (as they were at stop, once stopped) and this block's own."""
+        st = self.engine.stats() if self.engine is not None else dict(self._engine_stats_at_stop)
         st.update(items_in=self.items_in, items_out=self.items_out, dropped_items=self.dropped_items,
                   in_flight_windows=self._in_flight)
         return st
@@ -203,9 +207,8 @@ class engine_block(gr.basic_block):
             self._fail(f"input item {bad} is NaN or Inf; stopping (is the source upstream broken?)",
                        ValueError(f"NaN/Inf at input item {bad}"))
             return 0
-        self.consume(0, m)
-        self.items_in += m
-        # A view is enough: the engine copies at submit, before upstream may overwrite what was consumed.
+        # A view is enough: the engine copies at submit. Only then are the items consumed, since upstream may
+        # overwrite them the moment they are.
         buf = np.concatenate([self._partial, data]) if len(self._partial) else data
         n_windows = len(buf) // self.window_in
         self._submit(buf[: n_windows * self.window_in], self._partial_start)
@@ -217,6 +220,8 @@ class engine_block(gr.basic_block):
             self._submit(padded, rest_start, real=len(rest))
             rest, rest_start = rest[:0], rest_start + len(rest)
         self._partial, self._partial_start = rest, rest_start
+        self.consume(0, m)
+        self.items_in += m
         return m
 
     def _submit(self, items: np.ndarray, first_in: int, real: int | None = None) -> None:

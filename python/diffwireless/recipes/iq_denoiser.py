@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffwireless.denoiser import IQDenoiser, noise_var_per_dim
+from diffwireless.denoiser import IQDenoiser, noise_var_per_dim, output_snr_db, window_lmmse
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.engine import DenoiseEngine
 from diffwireless.models import DiffusionModel, build_model, save_model
@@ -106,7 +106,7 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
     return model
 
 
-def window_lmmse(data: WindowSource, n: int = 200_000) -> np.ndarray:
+def window_lmmse_cov(data: WindowSource, n: int = 200_000) -> np.ndarray:
     """Covariance ``[2W, 2W]`` of clean windows as real vectors (zero mean by the random phase)."""
     x = as_real(data.windows(n)).reshape(n, -1).astype(np.float64)
     return x.T @ x / n
@@ -120,25 +120,22 @@ def evaluate(model: DiffusionModel, seed: int, n: int = 20_000, snrs_db=EVAL_SNR
     per-window errors (normal approximation of the mean).
     """
     data = WindowSource(seed)
-    cov = window_lmmse(data)
+    cov = window_lmmse_cov(data)
     rng = np.random.default_rng(seed + 7)
-    clean = data.windows(n)
+    clean = data.windows(n).ravel()
     engine = DenoiseEngine("cpu").start()
     rows = []
     try:
         for snr_db in snrs_db:
             nv = noise_var_per_dim(snr_db)
-            noise = (rng.standard_normal((n, WINDOW)) + 1j * rng.standard_normal((n, WINDOW))) * math.sqrt(nv)
+            noise = (rng.standard_normal(clean.size) + 1j * rng.standard_normal(clean.size)) * math.sqrt(nv)
             noisy = (clean + noise).astype(np.complex64)
-            y = as_real(noisy).reshape(n, -1).astype(np.float64)
-            gain = cov @ np.linalg.inv(cov + nv * np.eye(cov.shape[0]))
-            lmmse = np.ascontiguousarray(y @ gain.T, dtype=np.float32).view(np.complex64)
             rows.append(_snr_row("noisy input", snr_db, 0, noisy, clean))
-            rows.append(_snr_row("window LMMSE", snr_db, 0, lmmse, clean))
+            rows.append(_snr_row("window LMMSE", snr_db, 0, window_lmmse(noisy, cov, snr_db), clean))
             for k in steps:
                 den = IQDenoiser(model, num_steps=k)
-                est = den.denoise(noisy.ravel(), snr_db, engine).reshape(n, WINDOW)
-                rows.append(_snr_row("diffusion DDIM", snr_db, den.nfe(snr_db), est, clean))
+                rows.append(_snr_row("diffusion DDIM", snr_db, den.nfe(snr_db), den.denoise(noisy, snr_db, engine),
+                                     clean))
     finally:
         engine.stop()
     return {"metric": "output SNR in dB (signal power / MSE per sample), 95% interval", "windows": n,
@@ -146,9 +143,6 @@ def evaluate(model: DiffusionModel, seed: int, n: int = 20_000, snrs_db=EVAL_SNR
 
 
 def _snr_row(method: str, snr_db: float, nfe: int, est: np.ndarray, clean: np.ndarray) -> dict[str, Any]:
-    err = np.mean(np.abs(est - clean) ** 2, axis=1).astype(np.float64)
-    mse = err.mean()
-    half = 1.96 * err.std(ddof=1) / math.sqrt(len(err))
-    snr = lambda m: round(-10 * math.log10(max(m, 1e-30)), 3)  # noqa: E731
-    return {"method": method, "snr_db": snr_db, "nfe": nfe, "output_snr_db": snr(mse), "ci_low": snr(mse + half),
-            "ci_high": snr(mse - half)}
+    value, low, high = output_snr_db(est, clean, block=WINDOW)
+    return {"method": method, "snr_db": snr_db, "nfe": nfe, "output_snr_db": round(value, 3),
+            "ci_low": round(low, 3), "ci_high": round(high, 3)}
