@@ -244,6 +244,25 @@ def test_construction_errors(model_path, tmp_path):
         diffwireless.diffusion_denoiser(model_path, policy="lossy")
     with pytest.raises(ValueError, match="snr_db"):
         diffwireless.diffusion_denoiser(model_path, snr_db=float("nan"))
+    with pytest.raises(ValueError, match="precision"):
+        diffwireless.diffusion_denoiser(model_path, precision="int8")
+    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+        diffwireless.diffusion_denoiser(model_path, device="cpu", precision="fp16")
+
+
+def test_bf16_autocast_runs_and_stays_close_to_fp32(model_path):
+    x = random_iq(4_000, seed=9)
+    den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=2, device="cpu", precision="bf16")
+    sink = blocks.vector_sink_c()
+    tb = gr.top_block()
+    tb.connect(source(x), den, sink)
+    tb.run()
+    y = np.asarray(sink.data(), dtype=np.complex64)
+    ref = reference(model_path, x, 5.0, 2)
+    assert y.size == x.size and den.stats()["device"] == "cpu"
+    # bfloat16 keeps 8 bits of mantissa: about 1% of the signal, not float tolerance, and not exact.
+    rel = np.linalg.norm(y - ref) / np.linalg.norm(ref)
+    assert 0 < rel < 0.05
 
 
 

@@ -28,8 +28,9 @@ class diffusion_denoiser(engine_block):
         policy: ``block`` (replay: lossless, upstream waits) or ``drop`` (live: oldest work dropped, ``dw_drop``
             tag with the count on the next output sample).
         max_in_flight: windows this block may have in the engine at once.
-        max_batch, max_wait_ms: options of the shared engine, taken from the first block that starts it
-            (``max_batch`` 0: 1024 windows on a CPU, 16384 on CUDA).
+        max_batch, max_wait_ms, precision: options of the shared engine, taken from the first block that starts
+            it (``max_batch`` 0: 1024 windows on a CPU, 16384 on CUDA; ``precision`` ``fp32``, or autocast to
+            ``bf16`` / ``fp16``, the latter on CUDA only).
         stats_interval_s: period of the ``stats`` messages.
     """
 
@@ -37,14 +38,14 @@ class diffusion_denoiser(engine_block):
 
     def __init__(self, model: str, snr_db: float = 10.0, num_steps: int = 10, signal_power: float = 1.0,
                  device: str = "auto", policy: str = "block", max_in_flight: int = 1024,
-                 max_batch: int = 0, max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+                 max_batch: int = 0, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, precision: str = "fp32",
                  stats_interval_s: float = 1.0) -> None:
         self.denoiser = IQDenoiser(model, num_steps=num_steps, signal_power=signal_power)
         self.denoiser.start_step(snr_db)  # validates
         window = self.denoiser.window
         engine_block.__init__(self, "diffwireless_diffusion_denoiser", np.complex64, np.complex64, window, window,
                               device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, stats_interval_s=stats_interval_s)
+                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
         self.snr_db = float(snr_db)
 
     def set_snr_db(self, snr_db: float) -> None:

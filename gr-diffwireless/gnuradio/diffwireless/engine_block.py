@@ -15,6 +15,7 @@ from diffwireless.engine import (
     DEFAULT_MAX_QUEUE_ITEMS,
     DEFAULT_MAX_WAIT_MS,
     POLICIES,
+    PRECISIONS,
     acquire_engine,
     format_stats,
     release_engine,
@@ -72,7 +73,7 @@ class engine_block(gr.basic_block):
     def __init__(self, name: str, in_dtype, out_dtype, window_in: int, window_out: int, device: str = "auto",
                  policy: str = "block", max_in_flight: int = 1024, max_batch: int = 0,
                  max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS,
-                 stats_interval_s: float = 1.0) -> None:
+                 precision: str = "fp32", stats_interval_s: float = 1.0) -> None:
         gr.basic_block.__init__(self, name=name, in_sig=[in_dtype], out_sig=[out_dtype])
         if policy not in POLICIES:
             raise ValueError(f"{name}: policy must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -80,14 +81,19 @@ class engine_block(gr.basic_block):
             raise ValueError(f"{name}: windows must be >= 1 item, got {window_in} in, {window_out} out")
         if max_in_flight < 1:
             raise ValueError(f"{name}: max_in_flight must be >= 1 window, got {max_in_flight}")
-        resolve_device(device)  # fail at build time, not at start
+        # Fail at build time, not at start: the device and the precision it can run.
+        dev = resolve_device(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision == "fp16" and dev.type != "cuda":
+            raise ValueError(f"{name}: precision fp16 needs a CUDA device, and '{device}' is {dev.type}")
         self.window_in, self.window_out = int(window_in), int(window_out)
         self.device = device
         self.policy = policy
         self.max_in_flight = int(max_in_flight)
         self.min_chunk = max(self.window_in, min(self.max_in_flight * self.window_in // 4, 8192))
         self.engine_config = {"max_batch": int(max_batch), "max_wait_ms": float(max_wait_ms),
-                              "max_queue_items": int(max_queue_items)}
+                              "max_queue_items": int(max_queue_items), "precision": precision}
         self.stats_interval_s = float(stats_interval_s)
         self.in_dtype = np.dtype(in_dtype)
         self.set_tag_propagation_policy(gr.TPP_DONT)
