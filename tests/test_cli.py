@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffwireless.bench import BenchRow, wilson_interval, write_results
+from diffwireless.bench import BenchRow, log_t_interval, wilson_interval, write_results
 from conftest import SHARED_CAPTURES
 
 BIN = Path(sys.executable).parent
@@ -68,6 +68,16 @@ def test_wilson_interval_known_values():
     lo, hi = wilson_interval(5, 10)
     assert lo == pytest.approx(0.2366, abs=1e-4) and hi == pytest.approx(0.7634, abs=1e-4)
     assert wilson_interval(0, 100)[0] == 0 and wilson_interval(0, 100)[1] == pytest.approx(0.0370, abs=1e-4)
+
+
+def test_log_t_interval_known_values():
+    mean, lo, hi = log_t_interval([2.0, 8.0])
+    assert mean == pytest.approx(4.0)
+    # logs ln2, ln8: sd = sqrt(2) ln2, so the half-width is t(0.975, 1) * ln2 = 12.706 ln2 on the log scale.
+    assert lo == pytest.approx(4.0 * 2 ** -12.7062, rel=1e-3) and hi == pytest.approx(4.0 * 2 ** 12.7062, rel=1e-3)
+    assert log_t_interval([5.0]) == (pytest.approx(5.0),) * 3
+    with pytest.raises(ValueError, match="positive"):
+        log_t_interval([1.0, -1.0])
 
 
 def test_bench_rows_are_written_with_interval_nfe_and_device(tmp_path):

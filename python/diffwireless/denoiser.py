@@ -19,6 +19,15 @@ from diffwireless.errors import ModelError
 from diffwireless.models import DiffusionModel, shared_model
 
 
+def iq_pairs(windows: np.ndarray) -> np.ndarray:
+    """Complex windows ``[k, W]`` as the float32 items ``[k, W, 2]`` of a window model: a view when the input is
+    contiguous complex64, so nothing is copied."""
+    windows = np.ascontiguousarray(windows, dtype=np.complex64)
+    if windows.ndim != 2:
+        raise ValueError(f"expected windows of shape [k, W], got {windows.shape}")
+    return windows.view(np.float32).reshape(*windows.shape, 2)
+
+
 def noise_var_per_dim(snr_db: float, signal_power: float = 1.0) -> float:
     """Noise variance per real dimension of a complex signal of power ``signal_power`` at ``snr_db``."""
     return signal_power * 10.0 ** (-snr_db / 10.0) / 2.0
@@ -75,10 +84,9 @@ class IQDenoiser:
 
     def job(self, windows: np.ndarray, snr_db: float) -> Job:
         """An engine job for complex windows ``[k, W]`` (complex64) at ``snr_db``."""
-        windows = np.ascontiguousarray(windows, dtype=np.complex64)
-        if windows.ndim != 2 or windows.shape[1] != self.window:
-            raise ValueError(f"expected windows of shape [k, {self.window}], got {windows.shape}")
-        x = windows.view(np.float32).reshape(len(windows), self.window, 2)
+        x = iq_pairs(windows)
+        if x.shape[1] != self.window:
+            raise ValueError(f"expected windows of shape [k, {self.window}], got {x.shape[:2]}")
         if self.signal_power != 1.0:
             x = x / np.float32(np.sqrt(self.signal_power))
         return Job(self.model, x, self.sampler(snr_db))
@@ -113,8 +121,8 @@ def window_lmmse(noisy: np.ndarray, cov: np.ndarray, snr_db: float, signal_power
     """
     width = cov.shape[0] // 2
     n = len(noisy) // width
-    y = np.ascontiguousarray(noisy[: n * width], dtype=np.complex64).view(np.float32).reshape(n, 2 * width)
-    y = y.astype(np.float64) / np.sqrt(signal_power)
+    y = iq_pairs(np.reshape(noisy[: n * width], (n, width))).reshape(n, 2 * width).astype(np.float64)
+    y /= np.sqrt(signal_power)
     gain = cov @ np.linalg.inv(cov + noise_var_per_dim(snr_db) * np.eye(2 * width))
     est = (y @ gain.T) * np.sqrt(signal_power)
     return np.ascontiguousarray(est, dtype=np.float32).view(np.complex64).ravel()

@@ -51,6 +51,14 @@ _LATENCY_WINDOW = 4096
 log = logging.getLogger("diffwireless.engine")
 
 
+class NonFiniteItems(ValueError):
+    """A job's items hold NaN or Inf; ``item`` is the index of the first such item in the job."""
+
+    def __init__(self, item: int) -> None:
+        super().__init__(f"item {item} of the batch holds NaN or Inf; the network cannot take it")
+        self.item = item
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``auto`` (or empty) is the first CUDA GPU when torch sees one, else the CPU; anything else as torch names it.
 
@@ -207,7 +215,8 @@ class DenoiseEngine:
                 full of ``block`` work). Cancelled futures raise ``CancelledError``; :meth:`stats` counts them.
 
         Raises:
-            ValueError: a wrong shape or NaN/Inf in the items or the conditioning.
+            NonFiniteItems: NaN or Inf in the items (a ValueError naming the first such item).
+            ValueError: a wrong shape, or bad conditioning.
             EngineStopped: the engine is not running.
             EngineError: ``block`` policy and no room within ``timeout``.
         """
@@ -245,11 +254,6 @@ class DenoiseEngine:
             self._cond.notify_all()
         return job.future
 
-    def run(self, model: DiffusionModel, x: np.ndarray, sampler: Sampler, cond: np.ndarray | None = None,
-            timeout: float | None = None) -> np.ndarray:
-        """Submit one job and wait for its result."""
-        return self.submit(Job(model, x, sampler, cond)).result(timeout)
-
     def drop(self, future: Future, count: bool = True) -> bool:
         """Cancel a queued job that has not started. Its items count as drops (``count``) or, when its submitter
         is stopping, as ``cancelled``. False when the job has already started (or finished)."""
@@ -275,8 +279,7 @@ class DenoiseEngine:
             raise ValueError(f"model '{model.name}' takes items of shape {model.item_shape}; got a batch of shape "
                              f"{tuple(x.shape)}")
         if not np.isfinite(x).all():
-            bad = int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1)))
-            raise ValueError(f"item {bad} of the batch holds NaN or Inf; the network cannot take it")
+            raise NonFiniteItems(int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1))))
         job.x = x
         if model.cond_dim:
             if job.cond is None:

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from gnuradio import blocks, gr
 
-from diffwireless.bench.results import BenchRow
+from diffwireless.bench.results import BenchRow, log_t_interval
+from diffwireless.denoiser import iq_pairs
 from diffwireless.diffusion import DDIMSampler, NoiseSchedule
 from diffwireless.engine import DenoiseEngine, Job, acquire_engine, device_name, release_engine, resolve_device
 from diffwireless.models import DiffusionModel, build_model, save_model
@@ -50,19 +51,6 @@ DENOISER_CONFIG = {"item_shape": [WINDOW, 2], "hidden": 256, "hidden_layers": 3,
 DETECTOR_CONFIG = {"item_shape": [1, 2], "hidden": 128, "hidden_layers": 3, "time_dim": 32}  # Letafati et al.
 
 
-def _t_interval(values: list[float]) -> tuple[float, float, float]:
-    """Geometric mean and 95% Student-t interval, taken on the logarithm: rates and ratios are positive and their
-    spread multiplicative (a host that runs 20% slower for a minute scales every rate in it)."""
-    v = np.log(np.asarray(values, dtype=np.float64))
-    mean = float(np.exp(v.mean()))
-    if len(v) < 2:
-        return mean, mean, mean
-    from scipy import stats
-
-    half = float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
-    return mean, float(np.exp(v.mean() - half)), float(np.exp(v.mean() + half))
-
-
 class percall_denoiser(gr.sync_block):
     """The baseline: the sampler runs inside ``work()`` on whatever chunk arrives (whole windows)."""
 
@@ -79,7 +67,7 @@ class percall_denoiser(gr.sync_block):
         x = input_items[0]
         n = (len(x) // WINDOW) * WINDOW
         t0 = time.perf_counter()
-        windows = torch.from_numpy(np.ascontiguousarray(x[:n]).view(np.float32).reshape(-1, WINDOW, 2))
+        windows = torch.from_numpy(iq_pairs(x[:n].reshape(-1, WINDOW)))
         with torch.inference_mode():
             y = self.sampler.run(self.net, self.model.schedule, windows.to(self.device))
         output_items[0][:n] = y.cpu().numpy().reshape(-1).view(np.complex64)
@@ -170,7 +158,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     model_file = str(save_model(model, Path(tmp) / "bench_denoiser")[0])
 
     def row(method, setting, metric, values, extra=None):
-        mean, lo, hi = _t_interval(values) if isinstance(values, list) else (values, values, values)
+        mean, lo, hi = log_t_interval(values) if isinstance(values, list) else (values, values, values)
         rows.append(BenchRow(method, setting, metric, mean, lo, hi, nfe, dev, extra or {}))
         return mean
 
@@ -234,7 +222,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     finally:
         engine.stop()
     rows.append(BenchRow("engine alone", f"detector-sized MLP streams=16 ddim_steps={NUM_STEPS}", "samples_per_s",
-                         *_t_interval(rates), nfe, dev, {"batch_mean_items": round(st["batch_mean"], 1)}))
+                         *log_t_interval(rates), nfe, dev, {"batch_mean_items": round(st["batch_mean"], 1)}))
     return rows
 
 

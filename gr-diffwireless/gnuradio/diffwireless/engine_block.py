@@ -16,6 +16,7 @@ from diffwireless.engine import (
     DEFAULT_MAX_WAIT_MS,
     POLICIES,
     PRECISIONS,
+    NonFiniteItems,
     acquire_engine,
     format_stats,
     release_engine,
@@ -23,7 +24,7 @@ from diffwireless.engine import (
 )
 from diffwireless.tags import EOS as EOS_TAG
 
-from gnuradio.diffwireless._pmt import to_python
+from gnuradio.diffwireless._pmt import to_pmt, to_python
 
 DROP_TAG = "dw_drop"
 _WAIT_S = 0.02
@@ -207,12 +208,6 @@ class engine_block(gr.basic_block):
             while self._tags and self._tags[-1][0] > eos:
                 self._tags.pop()  # re-read with the items after the end marker (a following stream)
         data = inp[:m]
-        finite = np.isfinite(data)
-        if not finite.all():
-            bad = first + int(np.argmin(finite))
-            self._fail(f"input item {bad} is NaN or Inf; stopping (is the source upstream broken?)",
-                       ValueError(f"NaN/Inf at input item {bad}"))
-            return 0
         # A view is enough: the engine copies at submit. Only then are the items consumed, since upstream may
         # overwrite them the moment they are.
         buf = np.concatenate([self._partial, data]) if len(self._partial) else data
@@ -255,6 +250,12 @@ class engine_block(gr.basic_block):
             try:
                 job = self.make_job(windows)
                 entry.future = self.engine.submit(job, policy=self.policy)
+            except NonFiniteItems as exc:  # the engine checks; name the sample in the stream
+                window = windows[exc.item]
+                bad = seg_first + exc.item * self.window_in + int(np.argmin(np.isfinite(window)))
+                self._fail(f"input item {bad} is NaN or Inf; stopping (is the source upstream broken?)",
+                           ValueError(f"NaN/Inf at input item {bad}"))
+                return
             except Exception as exc:  # noqa: BLE001 - a clear message instead of a dead thread
                 self._fail(f"cannot submit items {seg_first}..{seg_end - 1}: {type(exc).__name__}: {exc}", exc)
                 return
@@ -329,13 +330,7 @@ class engine_block(gr.basic_block):
 def _stats_pmt(stats: dict[str, Any]) -> pmt.pmt_t:
     d = pmt.make_dict()
     for key, value in stats.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            v = pmt.intern(str(value))
-        elif isinstance(value, int):
-            v = pmt.from_uint64(value) if value >= 0 else pmt.from_long(value)
-        else:
-            v = pmt.from_double(float(value))
-        d = pmt.dict_add(d, pmt.intern(key), v)
+        d = pmt.dict_add(d, pmt.intern(key), to_pmt(key, value))
     return d
 
 

@@ -4,7 +4,7 @@ Each task is a function ``run(quick: bool) -> list[BenchRow]`` (plus an optional
 in :data:`TASKS` by ``"module:function"`` so that running one task imports only what it needs.
 """
 
-from diffwireless.bench.results import BenchRow, wilson_interval, write_results
+from diffwireless.bench.results import BenchRow, log_t_interval, wilson_interval, write_results
 
 # task name -> "module:function"; filled by the capability issues as their benchmarks land.
 TASKS: dict[str, str] = {
@@ -12,4 +12,4 @@ TASKS: dict[str, str] = {
     "engine": "gnuradio.diffwireless.bench_engine:run",
 }
 
-__all__ = ["BenchRow", "TASKS", "wilson_interval", "write_results"]
+__all__ = ["BenchRow", "TASKS", "log_t_interval", "wilson_interval", "write_results"]

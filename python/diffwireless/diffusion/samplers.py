@@ -107,10 +107,6 @@ class DDIMSampler:
         """Network evaluations per item."""
         return len(self.timesteps(schedule))
 
-    @property
-    def stochastic(self) -> bool:
-        return self.eta > 0 or not self.from_observation
-
     def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
             generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         """Denoise (or generate) a batch: ``x [B, *item_shape]`` -> estimate of ``x_0``, same shape."""
@@ -134,8 +130,6 @@ class DDPMSampler:
     def nfe(self, schedule: NoiseSchedule) -> int:
         return len(self.timesteps(schedule))
 
-    stochastic = True
-
     def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
             generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         # With every step taken, DDIM with eta=1 is exactly the DDPM posterior step.
@@ -146,8 +140,6 @@ class DDPMSampler:
 @dataclass(frozen=True)
 class ForwardPass:
     """One call of a network that is not a denoiser: ``network(x, None, cond)``."""
-
-    stochastic = False
 
     def nfe(self, schedule: NoiseSchedule | None = None) -> int:
         return 1

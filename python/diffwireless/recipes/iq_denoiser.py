@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffwireless.denoiser import IQDenoiser, noise_var_per_dim, output_snr_db, window_lmmse
+from diffwireless.denoiser import IQDenoiser, iq_pairs, noise_var_per_dim, output_snr_db, window_lmmse
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.engine import DenoiseEngine
 from diffwireless.models import DiffusionModel, build_model, save_model
@@ -55,10 +55,6 @@ class WindowSource:
         return (w * rot).astype(np.complex64)
 
 
-def as_real(w: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(w).view(np.float32).reshape(len(w), WINDOW, 2)
-
-
 def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -> DiffusionModel:
     """Train from ``seed`` and write ``NAME.safetensors`` + ``NAME.json`` (with the evaluation) to ``out_dir``."""
     torch.manual_seed(seed)
@@ -74,7 +70,7 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
     t0 = time.time()
     losses = []
     for _ in range(iterations):
-        x0 = torch.from_numpy(as_real(data.windows(BATCH)))
+        x0 = torch.from_numpy(iq_pairs(data.windows(BATCH)))
         t = torch.randint(0, t_max + 1, (BATCH,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
         a = abar[t].reshape(-1, 1, 1)
@@ -108,7 +104,7 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
 
 def window_lmmse_cov(data: WindowSource, n: int = 200_000) -> np.ndarray:
     """Covariance ``[2W, 2W]`` of clean windows as real vectors (zero mean by the random phase)."""
-    x = as_real(data.windows(n)).reshape(n, -1).astype(np.float64)
+    x = iq_pairs(data.windows(n)).reshape(n, -1).astype(np.float64)
     return x.T @ x / n
 
 
