@@ -57,5 +57,34 @@ class MLPDenoiser(nn.Module):
         return self.net(torch.cat(parts, dim=1)).reshape(x_t.shape)
 
 
+class MLPClassifier(nn.Module):
+    """A plain classifier (the DNN baseline of a denoiser): ``hidden_layers`` x ``hidden`` Softplus units on
+    ``[x, cond]`` -> ``num_classes`` logits. ``x [B, *item_shape]``; ``t`` is ignored (None); returns
+    ``[B, num_classes]``."""
+
+    def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int, hidden: int = 128,
+                 hidden_layers: int = 3, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.item_shape = tuple(int(s) for s in item_shape)
+        self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "hidden": hidden,
+                       "hidden_layers": hidden_layers, "cond_dim": cond_dim}
+        self.cond_dim = cond_dim
+        layers: list[nn.Module] = []
+        width = math.prod(self.item_shape) + cond_dim
+        for _ in range(hidden_layers):
+            layers += [nn.Linear(width, hidden), nn.Softplus()]
+            width = hidden
+        layers.append(nn.Linear(width, num_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        parts = [x.reshape(x.shape[0], -1)]
+        if self.cond_dim:
+            if cond is None:
+                raise ValueError(f"this network needs conditioning of width {self.cond_dim}")
+            parts.append(cond.to(x.dtype))
+        return self.net(torch.cat(parts, dim=1))
+
+
 # Architectures a model file may name: "arch" -> class taking the stored config as keyword arguments.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser, "mlp_classifier": MLPClassifier}

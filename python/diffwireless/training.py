@@ -15,6 +15,13 @@ from diffwireless.paths import model_dir
 # model name -> "module:function"; filled by the capability issues as their models land.
 MODELS: dict[str, str] = {
     "iq_denoiser_qpsk_sps4": "diffwireless.recipes.iq_denoiser:train",
+    # Each writes the diffusion detector detector_C and its DNN baseline detector_C_dnn.
+    "detector_qpsk": "diffwireless.recipes.symbol_detector:train_qpsk",
+    "detector_16qam": "diffwireless.recipes.symbol_detector:train_16qam",
+    "detector_64qam": "diffwireless.recipes.symbol_detector:train_64qam",
+    "detector_qpsk_awgn": "diffwireless.recipes.symbol_detector:train_qpsk_awgn",
+    "detector_16qam_awgn": "diffwireless.recipes.symbol_detector:train_16qam_awgn",
+    "detector_64qam_awgn": "diffwireless.recipes.symbol_detector:train_64qam_awgn",
 }
 
 

@@ -68,10 +68,16 @@ class NoiseSchedule:
         """
         if not np.isfinite(noise_var) or noise_var < 0:
             raise ValueError(f"noise_var must be finite and >= 0, got {noise_var}")
-        if noise_var == 0:
-            return 0
-        ratio = np.log(self.noise_to_signal(np.arange(self.num_train_steps)))
-        return int(np.argmin(np.abs(ratio - math.log(noise_var))))
+        return int(self.steps_for_noise_vars(np.array([noise_var]))[0])
+
+    def steps_for_noise_vars(self, noise_vars: np.ndarray) -> np.ndarray:
+        """:meth:`step_for_noise_var` of every element (int64, same shape); 0 where the variance is 0."""
+        log_ratio = np.log(self.noise_to_signal(np.arange(self.num_train_steps)))
+        # log_ratio increases with t, so the nearest step lies between the midpoints that bracket the value.
+        mids = (log_ratio[:-1] + log_ratio[1:]) / 2
+        with np.errstate(divide="ignore"):
+            steps = np.searchsorted(mids, np.log(np.asarray(noise_vars, dtype=np.float64)))
+        return np.where(np.asarray(noise_vars) > 0, steps, 0).astype(np.int64)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
