@@ -43,6 +43,7 @@ demo: setup
 	@mkdir -p demo-out
 	$(VENV)/bin/dw-replay --plot demo-out/replay.png --json demo-out/replay.json
 	$(VENV)/bin/dw-denoise --snr-db 5 --json demo-out/denoise.json
+	$(VENV)/bin/dw-detect --json demo-out/detect.json
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
@@ -53,11 +54,13 @@ bench: setup
 models: setup
 	$(VENV)/bin/dw-train --all
 
-# Remakes the bundled demo recording with its own flowgraph (fixed seeds).
+# Remakes the bundled recordings (fixed seeds): the demo bursts with their own flowgraph, and the impaired 16QAM
+# capture of the detector demo with dw-detect --record (the example flowgraph's link in GNU Radio blocks).
 recording: setup
 	@mkdir -p build/grc
 	GRC_BLOCKS_PATH=$(CURDIR)/grc $(PY) /usr/bin/grcc -o build/grc apps/make_demo_recording.grc
 	$(PY) build/grc/make_demo_recording.py -o python/diffwireless/data/demo_qpsk_bursts
+	$(VENV)/bin/dw-detect --record python/diffwireless/data/demo_16qam_impaired --overwrite
 
 clean:
 	rm -rf build demo-out bench-out .pytest_cache

@@ -16,6 +16,7 @@ RUNS = {
     "make_demo_recording.grc": "records",
     "replay_qt.grc": "replays",
     "denoise_qt.grc": "denoises",
+    "detector_qt.grc": "detects",
     "live_receive_qt.grc": "no_sdr",
 }
 
@@ -26,7 +27,7 @@ QT_RUNNER = textwrap.dedent("""
     spec = importlib.util.spec_from_file_location("fg", sys.argv[1])
     mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
     app = Qt.QApplication(["qa"])
-    kwargs = dict(a.split("=", 1) for a in sys.argv[3:])
+    kwargs = {k: int(v) if v.isdigit() else v for k, v in (a.split("=", 1) for a in sys.argv[3:])}
     try:
         tb = getattr(mod, sys.argv[2])(**kwargs)
     except Exception as exc:
@@ -35,6 +36,8 @@ QT_RUNNER = textwrap.dedent("""
     print("SAMPLES", tb.source.nitems_written(0))
     if hasattr(tb, "denoiser"):
         print("DENOISED", tb.denoiser.items_out, "ERROR", tb.denoiser.error)
+    if hasattr(tb, "detector"):
+        print("DETECTED", tb.detector.items_out, "ERROR", tb.detector.error)
 """)
 
 
@@ -61,7 +64,13 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
     args = [sys.executable, str(runner), str(generated), fg_id]
     if RUNS[name] == "no_sdr":
         args.append("device=driver=hackrf")
+    if RUNS[name] == "detects":
+        args += ["n_symbols=30000", "constellation=qpsk"]
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    if RUNS[name] == "detects":  # every symbol through the shipped QPSK detector, none lost
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "DETECTED 30000 ERROR None" in proc.stdout, proc.stdout + proc.stderr
+        return
     if RUNS[name] in ("replays", "denoises"):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert f"SAMPLES {SigMFRecording(bundled_recording()).num_samples}" in proc.stdout

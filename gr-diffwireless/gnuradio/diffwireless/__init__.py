@@ -6,7 +6,11 @@ processing lives here.
 
 from diffwireless import __version__, open_recording
 
+from diffwireless.channel import DEFAULT_PROFILE
+
+from .constellations import gr_constellation, link_constellation
 from .diffusion_denoiser import diffusion_denoiser
+from .diffusion_detector import diffusion_detector
 from .engine_block import engine_block
 from .sdr_source import SDRNotFoundError, sdr_source
 from .sigmf_sink import sigmf_sink
@@ -21,9 +25,13 @@ def bundled_recording(name: str = "demo_qpsk_bursts") -> str:
 
 
 __all__ = [
+    "DEFAULT_PROFILE",
+    "gr_constellation",
+    "link_constellation",
     "SDRNotFoundError",
     "bundled_recording",
     "diffusion_denoiser",
+    "diffusion_detector",
     "engine_block",
     "open_recording",
     "sdr_source",

@@ -7,12 +7,11 @@ import numpy as np
 from diffwireless.denoiser import IQDenoiser
 from diffwireless.engine import DEFAULT_MAX_WAIT_MS
 
-from gnuradio.diffwireless.engine_block import engine_block
-
-SNR_TAG = "snr_db"
+from gnuradio.diffwireless.engine_block import engine_block, snr_control
 
 
-class diffusion_denoiser(engine_block):
+
+class diffusion_denoiser(snr_control, engine_block):
     """SNR-matched DDIM denoising of a complex stream, window by window (the first user of the engine).
 
     The stream is cut into windows of the model's length; each window starts the reverse diffusion at the step
@@ -34,8 +33,6 @@ class diffusion_denoiser(engine_block):
         stats_interval_s: period of the ``stats`` messages.
     """
 
-    control_tags = frozenset({SNR_TAG})
-
     def __init__(self, model: str, snr_db: float = 10.0, num_steps: int = 10, signal_power: float = 1.0,
                  device: str = "auto", policy: str = "block", max_in_flight: int = 1024,
                  max_batch: int = 0, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, precision: str = "fp32",
@@ -48,19 +45,11 @@ class diffusion_denoiser(engine_block):
                               max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
         self.snr_db = float(snr_db)
 
-    def set_snr_db(self, snr_db: float) -> None:
-        """Change the input SNR (GRC callback); applies to windows submitted from now on."""
+    def check_snr_db(self, snr_db: float) -> None:
         self.denoiser.start_step(snr_db)
-        self.snr_db = float(snr_db)
-
-    def on_tag(self, key: str, value) -> None:
-        try:
-            self.set_snr_db(float(value))
-        except (TypeError, ValueError):
-            self.logger.warn(f"ignoring {key} tag with value {value!r}: not a finite number")
 
     def make_job(self, windows: np.ndarray):
         return self.denoiser.job(windows, self.snr_db)
 
-    def finish(self, result: np.ndarray) -> np.ndarray:
+    def finish(self, result: np.ndarray, context=None) -> np.ndarray:
         return self.denoiser.result(result)

@@ -27,6 +27,7 @@ from diffwireless.tags import EOS as EOS_TAG
 from gnuradio.diffwireless._pmt import to_pmt, to_python
 
 DROP_TAG = "dw_drop"
+SNR_TAG = "snr_db"
 _WAIT_S = 0.02
 _BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows")  # longest wait inside one work call, so that tb.stop() is honoured promptly
 
@@ -42,6 +43,7 @@ class _Entry:
     n_out: int  # output items it yields
     tags: list = field(default_factory=list)  # (output index within the entry, key, value, srcid)
     data: np.ndarray | None = None
+    context: Any = None  # what the subclass's job_context() said at submit (e.g. the SNR the job ran at)
     emitted: int = 0
     released: bool = False
 
@@ -53,7 +55,8 @@ class engine_block(gr.basic_block):
     items per window. ``general_work`` consumes what has arrived, submits it as one job (up to ``max_in_flight``
     windows in flight), and emits finished jobs in submission order, so the flowgraph never waits on the network
     while there is input to take. Subclasses define ``make_job(windows) -> Job`` and
-    ``finish(result) -> ndarray [k, window_out]``, and may handle control tags in ``on_tag(key, value)``.
+    ``finish(result, context) -> ndarray [k, window_out]``, and may handle control tags in ``on_tag(key, value)``
+    and keep per-job settings (``context``) with ``job_context()``.
 
     - Tags: a tag on input item ``k`` is put on the output item made from ``k`` (window ``w``, position ``p``:
       output ``w * window_out + p * window_out // window_in``); tags of dropped windows go to the next output item.
@@ -249,6 +252,7 @@ class engine_block(gr.basic_block):
                                    + (rel % self.window_in) * self.window_out // self.window_in, key, value, srcid))
             try:
                 job = self.make_job(windows)
+                entry.context = self.job_context()
                 entry.future = self.engine.submit(job, policy=self.policy)
             except NonFiniteItems as exc:  # the engine checks; name the sample in the stream
                 window = windows[exc.item]
@@ -296,7 +300,7 @@ class engine_block(gr.basic_block):
                            f"failed: {exc}", exc)
                 return produced
             if entry.data is None:
-                entry.data = np.asarray(self.finish(fut.result())).reshape(-1)[: entry.n_out]
+                entry.data = np.asarray(self.finish(fut.result(), entry.context)).reshape(-1)[: entry.n_out]
             k = min(len(out) - produced, entry.n_out - entry.emitted)
             out[produced: produced + k] = entry.data[entry.emitted: entry.emitted + k]
             first_out = self.nitems_written(0) + produced
@@ -326,6 +330,33 @@ class engine_block(gr.basic_block):
     def on_tag(self, key: str, value) -> None:
         """A control tag (key in ``control_tags``) at the first item of the windows about to be submitted."""
 
+    def job_context(self) -> Any:
+        """Kept with each job as it is submitted and handed to ``finish(result, context)`` (default None)."""
+        return None
+
+
+class snr_control:
+    """Mixin for engine blocks whose jobs depend on the input SNR: ``set_snr_db`` (the GRC callback) and a
+    ``snr_db`` stream tag (float, dB) that changes it from its item on. Subclasses define ``check_snr_db``."""
+
+    control_tags = frozenset({SNR_TAG})
+    snr_db: float
+
+    def check_snr_db(self, snr_db: float) -> None:
+        """Raise ValueError for an SNR the block cannot use."""
+        raise NotImplementedError
+
+    def set_snr_db(self, snr_db: float) -> None:
+        """Change the input SNR; applies to items submitted from now on."""
+        self.check_snr_db(snr_db)
+        self.snr_db = float(snr_db)
+
+    def on_tag(self, key: str, value) -> None:
+        try:
+            self.set_snr_db(float(value))
+        except (TypeError, ValueError):
+            self.logger.warn(f"ignoring {key} tag with value {value!r}: not a finite number")
+
 
 def _stats_pmt(stats: dict[str, Any]) -> pmt.pmt_t:
     d = pmt.make_dict()
@@ -334,4 +365,4 @@ def _stats_pmt(stats: dict[str, Any]) -> pmt.pmt_t:
     return d
 
 
-__all__ = ["DROP_TAG", "EOS_TAG", "engine_block"]
+__all__ = ["DROP_TAG", "EOS_TAG", "SNR_TAG", "engine_block", "snr_control"]

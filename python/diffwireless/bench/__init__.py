@@ -10,6 +10,7 @@ from diffwireless.bench.results import BenchRow, log_t_interval, wilson_interval
 TASKS: dict[str, str] = {
     # The engine benchmark runs flowgraphs, so it lives in the GNU Radio layer (imported only when run).
     "engine": "gnuradio.diffwireless.bench_engine:run",
+    "detector": "gnuradio.diffwireless.bench_detector:run",
 }
 
 __all__ = ["BenchRow", "TASKS", "log_t_interval", "wilson_interval", "write_results"]
