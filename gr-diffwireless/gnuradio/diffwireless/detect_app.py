@@ -1,6 +1,6 @@
 """``dw-detect``: replay an impaired symbol capture through the diffusion detector and its baselines; print BER.
 
-    dw-detect [RECORDING] [--steps 4] [--json OUT]
+    dw-detect [RECORDING] [--steps 0] [--json OUT]
     dw-detect --record OUT [--constellation 16qam] [--snr-db 16] [--symbols 40000] [--seed 7]
 
 Replay: ``sigmf_source -> diffusion_detector`` and ``sigmf_source -> constellation_decoder_cb`` (the Euclidean
@@ -96,7 +96,7 @@ def record(out: str, constellation: str, snr_db: float, n: int, seed: int, overw
     return meta_path
 
 
-def replay(path: str, steps: int = 4) -> dict:
+def replay(path: str, steps: int = 0) -> dict:
     """Run the capture through the detector and the Euclidean decoder in one flowgraph; BER of every method."""
     source = sigmf_source(path)
     link = source.recording.metadata["global"].get(META_KEY)
@@ -147,7 +147,7 @@ def replay(path: str, steps: int = 4) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dw-detect", description=__doc__.split("\n\n")[0])
     parser.add_argument("recording", nargs="?", default=None, help="detector capture (default: the bundled one)")
-    parser.add_argument("--steps", type=int, default=4, help="DDIM steps of the diffusion detector")
+    parser.add_argument("--steps", type=int, default=0, help="DDIM steps of the diffusion detector (0: auto)")
     parser.add_argument("--json", help="write the measurements as JSON here")
     parser.add_argument("--record", metavar="OUT", help="make a capture instead (OUT.sigmf-meta/-data)")
     parser.add_argument("--constellation", default="16qam")

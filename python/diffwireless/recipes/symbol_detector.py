@@ -41,7 +41,7 @@ TRAIN_SNR_DB = (-7.5, 25.0)
 DENOISER = {"item_shape": [2], "hidden": 128, "hidden_layers": 3, "time_dim": 32, "cond_dim": 1}
 EVAL_SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
 RESIDUAL_SNRS_DB = tuple(np.arange(-10.0, 32.5, 2.5))
-DEFAULT_STEPS = 1  # DDIM steps of the block's default, and of the card's residual-variance table
+DEFAULT_STEPS = 0  # DDIM steps (0: auto) of the block's default, and of the card's residual-variance table
 
 
 def name_for(constellation: str) -> str:
@@ -158,7 +158,7 @@ def residual_table(model: DiffusionModel, profile: HardwareProfile, engine: Deno
         den = det.result(engine.submit(det.job(run.received, snr)).result())
         out.append(max(float(np.mean(np.abs(den - run.sent) ** 2)), 1e-6))
     return {"snr_db": [float(s) for s in RESIDUAL_SNRS_DB], "var": out,
-            "measured": f"nominal profile, DDIM {DEFAULT_STEPS} steps, {n} symbols per SNR"}
+            "measured": f"nominal profile, DDIM {DEFAULT_STEPS or 'auto'} steps, {n} symbols per SNR"}
 
 
 def evaluate(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile, engine: DenoiseEngine, seed: int,
@@ -181,7 +181,7 @@ def evaluate(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile
             rows.append({"method": method, "snr_db": snr, "ber": errors / len(sent_bits), "ci_low": lo,
                          "ci_high": hi, "errors": errors, "bits": len(sent_bits)})
         rows.append({"method": "theory (AWGN, no impairment)", "snr_db": snr, "ber": exact_awgn_ber(c, snr)})
-    return {"link": "nominal profile, AWGN", "metric": "BER, Wilson 95% interval", "diffusion_steps": DEFAULT_STEPS,
+    return {"link": "nominal profile, AWGN", "metric": "BER, Wilson 95% interval", "diffusion_steps": DEFAULT_STEPS or "auto (4 below 10 dB, else 1)",
             "seed": seed, "rows": rows}
 
 
