@@ -18,7 +18,6 @@ Each model is the GNU Radio block's own arithmetic (GNU Radio 3.10 ``gr-channels
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -47,20 +46,15 @@ class Impairments:
     @property
     def phase_noise_std(self) -> float:
         """Stationary standard deviation of the phase (rad)."""
-        a = self.phase_noise_alpha
-        return self.phase_noise_mag * math.sqrt(a / (2.0 - a))
+        return float(_stationary_std(self.phase_noise_mag, self.phase_noise_alpha))
 
     def distort(self, x: np.ndarray) -> np.ndarray:
         """The memoryless transmit impairments (IQ imbalance, 2nd- and 3rd-order distortion) of ``x [n]``."""
         x = np.asarray(x, dtype=np.complex128)
         if self.iq_magnitude_db or self.iq_phase_deg:
-            g = 10.0 ** (self.iq_magnitude_db / 20.0)
-            phi = math.radians(self.iq_phase_deg)
-            x = g * x.real * math.cos(phi) + 1j * (g * x.real * math.sin(phi) + x.imag)
-        if self.distortion2_beta:
-            x = x + self.distortion2_beta * (x * x + x * np.conj(x))
-        if self.distortion3_beta:
-            x = x + self.distortion3_beta * x * np.abs(x) ** 2
+            x = _iq_imbalance(x, self.iq_magnitude_db, self.iq_phase_deg)
+        if self.distortion2_beta or self.distortion3_beta:
+            x = _distortion(x, self.distortion2_beta, self.distortion3_beta)
         return x
 
     def phase_noise(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -72,17 +66,36 @@ class Impairments:
 
     def quantize(self, y: np.ndarray) -> np.ndarray:
         """The ADC on I and on Q (identity when ``adc_bits`` is 0)."""
-        if not self.adc_bits:
-            return y
-        scale = 2.0 ** (self.adc_bits - 1)
-        q = lambda v: np.clip(np.rint(v * scale), -32768, 32767) / scale  # noqa: E731
-        return q(y.real) + 1j * q(y.imag)
+        return _adc(y, self.adc_bits) if self.adc_bits else y
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 IDEAL = Impairments()
+
+
+# The block arithmetic, for one set of parameters (floats) or one per symbol (arrays).
+def _iq_imbalance(x, magnitude_db, phase_deg):
+    g = 10.0 ** (np.asarray(magnitude_db) / 20.0)
+    phi = np.deg2rad(phase_deg)
+    return g * x.real * np.cos(phi) + 1j * (g * x.real * np.sin(phi) + x.imag)
+
+
+def _distortion(x, beta2, beta3):
+    x = x + beta2 * (x * x + x * np.conj(x))
+    return x + beta3 * x * np.abs(x) ** 2
+
+
+def _stationary_std(noise_mag, alpha):
+    return noise_mag * np.sqrt(alpha / (2.0 - alpha))
+
+
+def _adc(y, bits):
+    """``quantizer(bits)`` on I and Q; where ``bits`` is 0 (arrays only), the sample passes unquantised."""
+    scale = np.where(np.asarray(bits) > 0, 2.0 ** (np.asarray(bits) - 1), np.inf)
+    q = lambda v: np.where(np.isinf(scale), v, np.clip(np.rint(v * scale), -32768, 32767) / scale)  # noqa: E731
+    return q(y.real) + 1j * q(y.imag)
 
 
 @dataclass(frozen=True)
@@ -145,17 +158,10 @@ def apply_sampled(x: np.ndarray, p: dict[str, np.ndarray], snr_db: np.ndarray, r
     Phase noise is drawn from its stationary distribution for each symbol independently (training data has no
     memory to keep); everything else is as :func:`simulate`.
     """
-    g = 10.0 ** (p["iq_magnitude_db"] / 20.0)
-    phi = np.deg2rad(p["iq_phase_deg"])
-    x = g * x.real * np.cos(phi) + 1j * (g * x.real * np.sin(phi) + x.imag)
-    x = x + p["distortion2_beta"] * (x * x + x * np.conj(x))
-    x = x + p["distortion3_beta"] * x * np.abs(x) ** 2
-    a = p["phase_noise_alpha"]
-    x = x * np.exp(1j * rng.standard_normal(len(x)) * p["phase_noise_mag"] * np.sqrt(a / (2.0 - a)))
-    y = x + add_noise(len(x), snr_db, rng, noise)
-    scale = np.where(p["adc_bits"] > 0, 2.0 ** (p["adc_bits"] - 1), np.inf)
-    q = lambda v: np.where(np.isinf(scale), v, np.clip(np.rint(v * scale), -32768, 32767) / scale)  # noqa: E731
-    return q(y.real) + 1j * q(y.imag)
+    x = _iq_imbalance(x, p["iq_magnitude_db"], p["iq_phase_deg"])
+    x = _distortion(x, p["distortion2_beta"], p["distortion3_beta"])
+    x = x * np.exp(1j * rng.standard_normal(len(x)) * _stationary_std(p["phase_noise_mag"], p["phase_noise_alpha"]))
+    return _adc(x + add_noise(len(x), snr_db, rng, noise), p["adc_bits"])
 
 
 def add_noise(n: int, snr_db: float | np.ndarray, rng: np.random.Generator, kind: str = "gaussian") -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 
 from diffwireless.channel import IMPULSE_PROB, IMPULSE_RATIO, Impairments
 from diffwireless.constellations import Constellation, get_constellation, noise_var
-from diffwireless.denoiser import noise_var_per_dim
+from diffwireless.denoiser import iq_pairs, noise_var_per_dim
 from diffwireless.diffusion.samplers import DDIMSampler, DDPMSampler, ForwardPass
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
@@ -40,8 +40,8 @@ AUTO_ONE_STEP_DB = 10.0
 
 
 def symbol_pairs(symbols: np.ndarray) -> np.ndarray:
-    """Complex symbols ``[n]`` -> float32 items ``[n, 2]`` (a view for contiguous complex64)."""
-    return np.ascontiguousarray(np.asarray(symbols).ravel(), dtype=np.complex64).view(np.float32).reshape(-1, 2)
+    """Complex symbols ``[n]`` -> float32 items ``[n, 2]``: one-symbol windows of :func:`iq_pairs`."""
+    return iq_pairs(np.asarray(symbols).reshape(-1, 1)).reshape(-1, 2)
 
 
 def snr_condition(snr_db: float | np.ndarray, n: int) -> np.ndarray:
