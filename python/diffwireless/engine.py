@@ -281,12 +281,14 @@ class DenoiseEngine:
         if not np.isfinite(x).all():
             raise NonFiniteItems(int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1))))
         job.x = x
-        if model.cond_dim:
+        # A sampler that reads conditioning itself (the guided channel sampler: pilots) sets its width.
+        cond_dim = getattr(job.sampler, "cond_width", lambda m: m.cond_dim)(model)
+        if cond_dim:
             if job.cond is None:
-                raise ValueError(f"model '{model.name}' needs conditioning of width {model.cond_dim}")
+                raise ValueError(f"model '{model.name}' needs conditioning of width {cond_dim}")
             cond = np.array(job.cond, dtype=np.float32, copy=True, order="C").reshape(len(x), -1)
-            if cond.shape[1] != model.cond_dim or not np.isfinite(cond).all():
-                raise ValueError(f"model '{model.name}' needs finite conditioning [n, {model.cond_dim}]; got "
+            if cond.shape[1] != cond_dim or not np.isfinite(cond).all():
+                raise ValueError(f"model '{model.name}' needs finite conditioning [n, {cond_dim}]; got "
                                  f"{tuple(np.shape(job.cond))}")
             job.cond = cond
         elif job.cond is not None:
@@ -344,7 +346,7 @@ class DenoiseEngine:
         x = parts[0][0].x[parts[0][1]:parts[0][1] + parts[0][2]] if len(parts) == 1 else \
             np.concatenate([job.x[s:s + k] for job, s, k in parts])
         cond = None
-        if model.cond_dim:
+        if parts[0][0].cond is not None:
             cond = np.concatenate([job.cond[s:s + k] for job, s, k in parts])
         try:
             y = self._compute(model, sampler, x, cond)

@@ -86,5 +86,82 @@ class MLPClassifier(nn.Module):
         return self.net(torch.cat(parts, dim=1))
 
 
+class _AxisMLP(nn.Module):
+    """Residual MLP along one axis of ``[B, C, F, T]`` (``axis`` 2: across carriers, 3: across symbols), its weights
+    shared over the other axes: frequency mixing can form any delay-domain filter, time mixing any Doppler one."""
+
+    def __init__(self, size: int, expansion: int, axis: int) -> None:
+        super().__init__()
+        self.axis = axis
+        self.fc1 = nn.Linear(size, expansion * size)
+        self.fc2 = nn.Linear(expansion * size, size)
+        nn.init.zeros_(self.fc2.weight)  # each block starts as the identity
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.transpose(self.axis, -1)
+        h = self.fc2(nn.functional.gelu(self.fc1(h)))
+        return x + h.transpose(self.axis, -1)
+
+
+class _MixerBlock(nn.Module):
+    """Carrier mixing, symbol mixing, then a channel MLP modulated (scale, shift) by the step embedding."""
+
+    def __init__(self, channels: int, n_carriers: int, n_symbols: int, emb_dim: int) -> None:
+        super().__init__()
+        self.freq = _AxisMLP(n_carriers, 2, axis=2)
+        self.time = _AxisMLP(n_symbols, 2, axis=3)
+        self.film = nn.Linear(emb_dim, 4 * channels)  # scale and shift of the 2C hidden channels
+        self.ch1 = nn.Conv2d(channels, 2 * channels, 1)
+        self.ch2 = nn.Conv2d(2 * channels, channels, 1)
+        nn.init.zeros_(self.ch2.weight)
+        nn.init.zeros_(self.ch2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        x = self.time(self.freq(x))
+        scale, shift = self.film(emb)[:, :, None, None].chunk(2, dim=1)
+        return x + self.ch2(nn.functional.gelu(self.ch1(x) * (1 + scale) + shift))
+
+
+class GridMixer(nn.Module):
+    """Noise predictor over OFDM channel grids (a small 2-D network in the MLP-Mixer pattern).
+
+    ``x_t [B, 2, F, T]`` (real and imaginary parts over ``F`` carriers and ``T`` symbols), ``t [B]`` or ``[1]``
+    int64, ``cond [B, cond_dim]`` or None; returns ``[B, 2, F, T]``. Each block mixes across carriers (a learned
+    filter over the whole band, i.e. over delay), across symbols (over Doppler) and across feature channels; the step
+    embedding (and the conditioning) modulates the channel MLPs.
+    """
+
+    def __init__(self, item_shape: tuple[int, ...] | list[int], channels: int = 32, blocks: int = 4,
+                 time_dim: int = 64, cond_dim: int = 0) -> None:
+        super().__init__()
+        self.item_shape = tuple(int(s) for s in item_shape)
+        if len(self.item_shape) != 3 or self.item_shape[0] != 2:
+            raise ValueError(f"GridMixer items are [2, F, T], got {self.item_shape}")
+        self.config = {"item_shape": list(self.item_shape), "channels": channels, "blocks": blocks,
+                       "time_dim": time_dim, "cond_dim": cond_dim}
+        self.time_dim = time_dim
+        self.cond_dim = cond_dim
+        _, n_carriers, n_symbols = self.item_shape
+        self.embed = nn.Sequential(nn.Linear(time_dim + cond_dim, time_dim), nn.GELU(), nn.Linear(time_dim, time_dim))
+        self.inp = nn.Conv2d(2, channels, 1)
+        self.blocks = nn.ModuleList(_MixerBlock(channels, n_carriers, n_symbols, time_dim) for _ in range(blocks))
+        self.out = nn.Conv2d(channels, 2, 1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        batch = x_t.shape[0]
+        emb = timestep_embedding(t.reshape(-1), self.time_dim).to(x_t.dtype)
+        if self.cond_dim:
+            if cond is None:
+                raise ValueError(f"this network needs conditioning of width {self.cond_dim}")
+            emb = torch.cat([emb.expand(batch, -1), cond.to(x_t.dtype)], dim=1)
+        emb = self.embed(emb).expand(batch, -1)
+        h = self.inp(x_t)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.out(h)
+
+
 # Architectures a model file may name: "arch" -> class taking the stored config as keyword arguments.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser, "mlp_classifier": MLPClassifier}
+ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser, "mlp_classifier": MLPClassifier,
+                                             "grid_mixer": GridMixer}

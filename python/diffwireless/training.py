@@ -22,6 +22,10 @@ MODELS: dict[str, str] = {
     "detector_qpsk_awgn": "diffwireless.recipes.symbol_detector:train_qpsk_awgn",
     "detector_16qam_awgn": "diffwireless.recipes.symbol_detector:train_16qam_awgn",
     "detector_64qam_awgn": "diffwireless.recipes.symbol_detector:train_64qam_awgn",
+    "chanest_expcorr": "diffwireless.recipes.channel_estimator:train_expcorr",
+    "chanest_tdl": "diffwireless.recipes.channel_estimator:train_tdl",
+    "chanest_tdl_sym": "diffwireless.recipes.channel_estimator:train_tdl_sym",
+    "chanest_sparse": "diffwireless.recipes.channel_estimator:train_sparse",
 }
 
 

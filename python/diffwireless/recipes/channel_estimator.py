@@ -1,0 +1,192 @@
+"""``chanest_{tdl,tdl_sym,sparse,expcorr}``: diffusion priors of OFDM channel grids (Fesl et al.'s estimator).
+
+Each model is a :class:`~diffwireless.nn.GridMixer` noise predictor trained on channel grids alone (the prior; no
+pilots, no SNR conditioning): ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps`` with ``x_0`` the grid as
+``sqrt(2) [Re h, Im h]`` and the step drawn so that the noise-to-signal ratio is log-uniform over
+``TRAIN_NSR_DB`` (every SNR the estimator serves gets the same share). The same network then serves every pilot
+pattern and SNR: DDIM from the SNR-matched step, with or without pilot guidance (see
+:class:`~diffwireless.chanest.DiffusionChannelEstimator`).
+
+Families (frames drawn afresh for every batch, seeded):
+
+- ``tdl``: 3GPP TDL-A, -B or -C (uniform), RMS delay spread log-uniform in ``TDL_DELAY_SPREAD_S``, maximum Doppler
+  uniform in ``TDL_DOPPLER_HZ``, on the 802.11-like grid :data:`GRID` (64-FFT at 20 MHz, the 52 carriers that GNU
+  Radio's OFDM blocks occupy with data and pilots, 14 symbols).
+- ``sparse``: :class:`~diffwireless.fading.SparseClustered` (up to 3 clusters of up to 2 paths within the cyclic
+  prefix) on the same grid.
+- ``tdl_sym``: one symbol of ``tdl`` delayed by a timing offset uniform in ``TIMING_OFFSET_SAMPLES``: the prior
+  of :class:`~diffwireless.ofdm_equalizer.FrameEqualizer` (the preamble taps of GNU Radio's OFDM receiver).
+- ``expcorr``: the sanity case, ``CN(0, R)`` with ``R_ij = 0.9^|i-j|`` over 64 carriers, one symbol.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffwireless.chanest import (DiffusionChannelEstimator, grid_items, lmmse, lmmse_nmse_db, nmse_db, observe,
+                                  snr_noise_var)
+from diffwireless.diffusion.schedule import NoiseSchedule
+from diffwireless.engine import DenoiseEngine
+from diffwireless.fading import TDL, ExpCorrelated, OFDMGrid, SparseClustered
+from diffwireless.models import DiffusionModel, build_model, save_model
+
+SEED = 0
+GRID = OFDMGrid()  # 64-FFT, 52 carriers (-26..26 without DC), 14 symbols, CP 16, 20 MHz
+SYM_GRID = OFDMGrid(n_symbols=1)  # the same carriers, one symbol: the preamble of GNU Radio's OFDM frames
+# GNU Radio's Schmidl & Cox sync (ofdm_sync_sc_cfb) opens the FFT window 5-9 samples early in the 16-sample cyclic
+# prefix (measured on the loopback), which adds that delay to the channel the preamble shows.
+TIMING_OFFSET_SAMPLES = (-2.0, 14.0)
+EXPCORR_GRID = OFDMGrid(n_fft=64, carriers=tuple(range(-32, 32)), n_symbols=1, cp_len=16)
+TDL_DELAY_SPREAD_S = (10e-9, 100e-9)
+TDL_DOPPLER_HZ = (0.0, 500.0)
+TRAIN_NSR_DB = (-35.0, 10.0)  # noise-to-signal ratio of the training states: SNR -10 .. 35 dB
+NETWORK = {"channels": 16, "blocks": 4, "time_dim": 64}
+LR = 2e-3
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    grid: OFDMGrid
+    iterations: int
+    batch: int
+    description: str
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` frames ``[n, F, T]``."""
+        if self.name == "tdl":
+            groups = []
+            for k in np.array_split(np.arange(n), 8):
+                profile = "ABC"[rng.integers(3)]
+                ds = float(np.exp(rng.uniform(*np.log(TDL_DELAY_SPREAD_S))))
+                fd = float(rng.uniform(*TDL_DOPPLER_HZ))
+                groups.append(TDL(profile, ds, fd).sample(self.grid, len(k), rng))
+            return np.concatenate(groups)[rng.permutation(n)]
+        if self.name == "tdl_sym":
+            h = Family("tdl", self.grid, 0, 0, "").sample(n, rng)
+            # The receiver's FFT window sits somewhere in the cyclic prefix: a delay of its own on every frame.
+            offset_s = rng.uniform(*TIMING_OFFSET_SAMPLES, n) / self.grid.sample_rate_hz
+            return h * np.exp(-2j * np.pi * np.outer(offset_s, self.grid.freqs_hz))[:, :, None]
+        if self.name == "sparse":
+            return SparseClustered().sample(self.grid, n, rng)
+        return ExpCorrelated(0.9).sample(self.grid, n, rng)
+
+
+FAMILIES = {
+    "tdl": Family("tdl", GRID, 2000, 128, "3GPP TR 38.901 TDL-A/B/C (uniform), RMS delay spread log-uniform "
+                  f"{TDL_DELAY_SPREAD_S[0] * 1e9:g}-{TDL_DELAY_SPREAD_S[1] * 1e9:g} ns, max Doppler uniform "
+                  f"{TDL_DOPPLER_HZ[0]:g}-{TDL_DOPPLER_HZ[1]:g} Hz, Rayleigh taps with exact Jakes correlation"),
+    "tdl_sym": Family("tdl_sym", SYM_GRID, 3000, 256, "one OFDM symbol of the tdl family with a timing offset "
+                      f"uniform in {TIMING_OFFSET_SAMPLES[0]}..{TIMING_OFFSET_SAMPLES[1]} samples (20 MHz): the "
+                      "preamble taps that digital.ofdm_chanest_vcvc gives diffusion_ofdm_equalizer"),
+    "sparse": Family("sparse", GRID, 2000, 128, "SparseClustered(): 1-3 clusters x 1-2 specular paths, delays "
+                     "uniform within 0.8 us (the cyclic prefix), one Doppler shift per path (max 0 Hz)"),
+    "expcorr": Family("expcorr", EXPCORR_GRID, 2000, 256, "CN(0, R), R_ij = 0.9^|i-j|, 64 carriers, 1 symbol"),
+}
+
+
+def name_for(family: str) -> str:
+    return f"chanest_{family}"
+
+
+def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | None = None,
+          eval_frames: int = 2000) -> DiffusionModel:
+    """Train the prior of ``family`` and write ``chanest_FAMILY`` (weights and card) to ``out_dir``."""
+    fam = FAMILIES[family]
+    iterations = fam.iterations if iterations is None else iterations
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
+    schedule = NoiseSchedule(1000, "linear")
+    name = name_for(family)
+    model = build_model(name, "grid_mixer", dict(NETWORK, item_shape=[2, *fam.grid.shape]), schedule)
+    net = model.network.train()
+    opt = torch.optim.Adam(net.parameters(), lr=LR)
+    lr_sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=iterations, pct_start=0.05)
+    abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
+    losses: list[float] = []
+    t_start = time.time()
+    for _ in range(iterations):
+        x0 = torch.from_numpy(grid_items(fam.sample(fam.batch, rng)))
+        nsr = 10.0 ** (rng.uniform(*TRAIN_NSR_DB, fam.batch) / 10.0)
+        t = torch.from_numpy(schedule.steps_for_noise_vars(nsr))
+        a = abar[t].reshape(-1, 1, 1, 1)
+        eps = torch.randn(x0.shape, generator=gen)
+        loss = torch.mean((net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, None) - eps) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        lr_sched.step()
+        losses.append(loss.item())
+    net.eval()
+    model.card = {
+        "description": f"Diffusion prior of OFDM channel grids ({family}) for the diffusion channel estimator "
+                       "(SNR-matched DDIM, plain or pilot-guided) and diffusion_ofdm_equalizer.",
+        "family": family,
+        "grid": {"n_fft": fam.grid.n_fft, "carriers": list(fam.grid.carriers), "n_symbols": fam.grid.n_symbols,
+                 "cp_len": fam.grid.cp_len, "sample_rate_hz": fam.grid.sample_rate_hz},
+        "data": {"channels": fam.description, "normalisation": "E|H|^2 = 1",
+                 "train_nsr_db": list(TRAIN_NSR_DB)},
+        "training": {"seed": seed, "iterations": iterations, "batch": fam.batch,
+                     "optimizer": f"Adam, one-cycle lr max {LR}", "loss": "MSE of the predicted noise",
+                     "final_loss_mean_last_100": float(np.mean(losses[-100:])),
+                     "seconds_on_cpu": round(time.time() - t_start, 1)},
+        "schedule": schedule.to_dict(),
+        "input_convention": "grid [2, carriers, symbols] = sqrt(2) (Re H, Im H); carriers ascending",
+        "reproduce": f"dw-train {name}",
+    }
+    engine = DenoiseEngine("cpu").start()
+    try:
+        model.card["evaluation"] = evaluate(model, fam, engine, seed + 1, eval_frames)
+    finally:
+        engine.stop()
+    save_model(model, Path(out_dir) / name)
+    return model
+
+
+def evaluate(model: DiffusionModel, fam: Family, engine: DenoiseEngine, seed: int, n: int) -> dict[str, Any]:
+    """NMSE (dB) with every resource element a pilot (``y = h + n``): diffusion (1 and 4 DDIM steps from the
+    matched step) against LS and the LMMSE with the family's own covariance, at 0, 10 and 20 dB."""
+    rng = np.random.default_rng(seed)
+    mask = np.ones(fam.grid.shape, dtype=bool)
+    one, four = (DiffusionChannelEstimator(model, fam.grid, mask, num_steps=k) for k in (1, 4))
+    h = fam.sample(n, rng)
+    # The family's covariance: mean h h^H over the test frames (the mixture of profiles has no closed form).
+    flat = h.reshape(n, -1)
+    cov = flat.T @ flat.conj() / n
+    rows = []
+    for snr in (0.0, 10.0, 20.0):
+        ls = observe(h, mask, snr, rng)
+        rows.append({"snr_db": snr, "ls": nmse_db(ls.reshape(h.shape), h),
+                     "lmmse_family_cov": nmse_db(lmmse(ls, cov, mask, float(snr_noise_var(snr))), h),
+                     "diffusion_1_step": nmse_db(one.estimate(ls, snr, engine), h),
+                     "diffusion_4_steps": nmse_db(four.estimate(ls, snr, engine), h)})
+    doc: dict[str, Any] = {"frames": n, "pilots": "every resource element", "nmse_db": rows}
+    if fam.name == "expcorr":
+        r, _ = ExpCorrelated(0.9).covariance(fam.grid)
+        doc["lmmse_closed_form_db"] = {str(s): lmmse_nmse_db(r, np.ones((fam.grid.n_carriers, 1), bool),
+                                                             float(snr_noise_var(s))) for s in (0.0, 10.0, 20.0)}
+    return doc
+
+
+def train_tdl(out_dir: str | Path) -> None:
+    train(out_dir, "tdl")
+
+
+def train_tdl_sym(out_dir: str | Path) -> None:
+    train(out_dir, "tdl_sym")
+
+
+def train_sparse(out_dir: str | Path) -> None:
+    train(out_dir, "sparse")
+
+
+def train_expcorr(out_dir: str | Path) -> None:
+    train(out_dir, "expcorr")
+
