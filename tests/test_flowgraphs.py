@@ -18,6 +18,7 @@ RUNS = {
     "denoise_qt.grc": "denoises",
     "detector_qt.grc": "detects",
     "live_receive_qt.grc": "no_sdr",
+    "ofdm_loopback_qt.grc": "ofdm",
 }
 
 # Instantiates the generated top block under an offscreen Qt application, runs it to its end, and reports.
@@ -38,6 +39,9 @@ QT_RUNNER = textwrap.dedent("""
         print("DENOISED", tb.denoiser.items_out, "ERROR", tb.denoiser.error)
     if hasattr(tb, "detector"):
         print("DETECTED", tb.detector.items_out, "ERROR", tb.detector.error)
+    if hasattr(tb, "sink_diffusion"):
+        print("PACKETS", len(tb.sink_diffusion.data()) // tb.packet_len, len(tb.sink_stock.data()) // tb.packet_len,
+              "FRAMES", tb.rx_diffusion.payload_equalizer.frames)
 """)
 
 
@@ -66,7 +70,16 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         args.append("device=driver=hackrf")
     if RUNS[name] == "detects":
         args += ["n_symbols=30000", "constellation=qpsk"]
+    if RUNS[name] == "ofdm":
+        args.append("n_packets=20")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    if RUNS[name] == "ofdm":  # 20 packets at 25 dB over fading: both receivers decode most, none made up
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PACKETS"))
+        parts = line.split()
+        diffusion, stock, frames = int(parts[1]), int(parts[2]), int(parts[4])
+        assert 10 <= diffusion <= 20 and 10 <= stock <= 20 and diffusion <= frames <= 20, line
+        return
     if RUNS[name] == "detects":  # every symbol through the shipped QPSK detector, none lost
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "DETECTED 30000 ERROR None" in proc.stdout, proc.stdout + proc.stderr

@@ -11,6 +11,9 @@ from diffwireless.channel import DEFAULT_PROFILE
 from .constellations import gr_constellation, link_constellation
 from .diffusion_denoiser import diffusion_denoiser
 from .diffusion_detector import diffusion_detector
+from .diffusion_ofdm_equalizer import diffusion_ofdm_equalizer
+from .diffusion_ofdm_rx import diffusion_ofdm_rx
+from .ofdm_loopback import tdl_taps
 from .engine_block import engine_block
 from .sdr_source import SDRNotFoundError, sdr_source
 from .sigmf_sink import sigmf_sink
@@ -32,10 +35,13 @@ __all__ = [
     "bundled_recording",
     "diffusion_denoiser",
     "diffusion_detector",
+    "diffusion_ofdm_equalizer",
+    "diffusion_ofdm_rx",
     "engine_block",
     "open_recording",
     "sdr_source",
     "sigmf_sink",
     "sigmf_source",
+    "tdl_taps",
     "__version__",
 ]
