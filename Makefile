@@ -13,6 +13,8 @@ APT_PACKAGES := gnuradio gnuradio-dev python3-soapysdr soapysdr-tools python3-ma
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 OUT ?= bench-out
+# The developers' 802.11 recordings (a user's clone has none: dw-wifi then synthesizes its frames).
+WIFI_CAPTURES := $(wildcard ../shared/captures/wifi-ofdm/*.sigmf-meta)
 
 .PHONY: setup apt demo test bench models recording clean
 
@@ -44,6 +46,7 @@ demo: setup
 	$(VENV)/bin/dw-replay --plot demo-out/replay.png --json demo-out/replay.json
 	$(VENV)/bin/dw-denoise --snr-db 5 --json demo-out/denoise.json
 	$(VENV)/bin/dw-detect --json demo-out/detect.json
+	$(VENV)/bin/dw-wifi $(WIFI_CAPTURES) --add-snr-db 20 10 --json demo-out/wifi.json
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

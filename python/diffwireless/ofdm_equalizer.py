@@ -187,38 +187,44 @@ class FrameEqualizer:
         return taps
 
     def equalize(self, frame: np.ndarray, taps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One-tap equalization of ``frame [n_sym, fft_len]`` with ``taps [fft_len]`` times a common gain per symbol;
-        returns ``(equalized [n_sym, fft_len] complex64, the taps used for each symbol [n_sym, fft_len])``.
+        """:func:`equalize_frame` with this equalizer's layout, tracking and constellation."""
+        return equalize_frame(frame, taps, self.layout, self.tracking, self.points)
 
-        The common gain (phase and amplitude: what residual frequency offset and slow fading change across a frame)
-        is the least-squares fit of ``taps * reference`` to the symbol, over its pilots and, when the equalizer knows
-        the constellation, its data carriers decided with the previous symbol's gain; ``tracking`` weighs each
-        symbol's fit against the previous gain.
-        """
-        n_sym, fft_len = frame.shape
-        out = np.zeros((n_sym, fft_len), dtype=np.complex64)
-        used = np.zeros((n_sym, fft_len), dtype=np.complex64)
-        gain = 1.0 + 0j
-        for i in range(n_sym):
-            occ, pilots, values = self.layout.symbol_sets(i)
-            ob = self.layout.index(occ)
-            pb = self.layout.index(pilots)
-            if self.tracking:
-                bins, ref = [pb], [np.asarray(values, dtype=np.complex128)]
-                if self.points is not None:
-                    h = taps[ob] * gain
-                    soft = frame[i, ob] / np.where(np.abs(h) > 0, h, 1.0)
-                    bins.append(ob)
-                    ref.append(self.points[np.argmin(np.abs(soft[:, None] - self.points[None, :]), axis=1)])
-                b = np.concatenate(bins)
-                model = taps[b] * np.concatenate(ref)
-                denom = np.vdot(model, model).real
-                if denom > 0:
-                    gain = (1 - self.tracking) * gain + self.tracking * np.vdot(model, frame[i, b]) / denom
-            h = taps * gain
-            safe = np.where(np.abs(h[ob]) > 0, h[ob], 1.0)
-            out[i, ob] = frame[i, ob] / safe
-            if pilots:
-                out[i, pb] = np.asarray(values)
-            used[i] = h
-        return out, used
+
+def equalize_frame(frame: np.ndarray, taps: np.ndarray, layout: OFDMLayout, tracking: float = 1.0,
+                   points: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One-tap equalization of ``frame [n_sym, fft_len]`` with ``taps [fft_len]`` times a common gain per symbol;
+    returns ``(equalized [n_sym, fft_len] complex64, the taps used for each symbol [n_sym, fft_len])``.
+
+    The common gain (phase and amplitude: what residual frequency offset and slow fading change across a frame)
+    is the least-squares fit of ``taps * reference`` to the symbol, over its pilots and, given the constellation
+    ``points``, its data carriers decided with the previous symbol's gain; ``tracking`` weighs each symbol's fit
+    against the previous gain.
+    """
+    n_sym, fft_len = frame.shape
+    out = np.zeros((n_sym, fft_len), dtype=np.complex64)
+    used = np.zeros((n_sym, fft_len), dtype=np.complex64)
+    gain = 1.0 + 0j
+    for i in range(n_sym):
+        occ, pilots, values = layout.symbol_sets(i)
+        ob = layout.index(occ)
+        pb = layout.index(pilots)
+        if tracking:
+            bins, ref = [pb], [np.asarray(values, dtype=np.complex128)]
+            if points is not None:
+                h = taps[ob] * gain
+                soft = frame[i, ob] / np.where(np.abs(h) > 0, h, 1.0)
+                bins.append(ob)
+                ref.append(points[np.argmin(np.abs(soft[:, None] - points[None, :]), axis=1)])
+            b = np.concatenate(bins)
+            model = taps[b] * np.concatenate(ref)
+            denom = np.vdot(model, model).real
+            if denom > 0:
+                gain = (1 - tracking) * gain + tracking * np.vdot(model, frame[i, b]) / denom
+        h = taps * gain
+        safe = np.where(np.abs(h[ob]) > 0, h[ob], 1.0)
+        out[i, ob] = frame[i, ob] / safe
+        if pilots:
+            out[i, pb] = np.asarray(values)
+        used[i] = h
+    return out, used
