@@ -11,6 +11,7 @@ TASKS: dict[str, str] = {
     # The engine benchmark runs flowgraphs, so it lives in the GNU Radio layer (imported only when run).
     "engine": "gnuradio.diffwireless.bench_engine:run",
     "detector": "gnuradio.diffwireless.bench_detector:run",
+    "chanest": "gnuradio.diffwireless.bench_chanest:run",
 }
 
 __all__ = ["BenchRow", "TASKS", "log_t_interval", "wilson_interval", "write_results"]
