@@ -32,6 +32,7 @@ import torch
 from diffwireless.chanest import (DiffusionChannelEstimator, grid_items, lmmse, lmmse_nmse_db, nmse_db, observe,
                                   snr_noise_var)
 from diffwireless.diffusion.schedule import NoiseSchedule
+from diffwireless.diffusion.training import noise_prediction_step
 from diffwireless.engine import DenoiseEngine
 from diffwireless.fading import TDL, ExpCorrelated, OFDMGrid, SparseClustered
 from diffwireless.models import DiffusionModel, build_model, save_model
@@ -116,14 +117,7 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
         x0 = torch.from_numpy(grid_items(fam.sample(fam.batch, rng)))
         nsr = 10.0 ** (rng.uniform(*TRAIN_NSR_DB, fam.batch) / 10.0)
         t = torch.from_numpy(schedule.steps_for_noise_vars(nsr))
-        a = abar[t].reshape(-1, 1, 1, 1)
-        eps = torch.randn(x0.shape, generator=gen)
-        loss = torch.mean((net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t, None) - eps) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        lr_sched.step()
-        losses.append(loss.item())
+        losses.append(noise_prediction_step(net, opt, lr_sched, abar, x0, t, gen))
     net.eval()
     model.card = {
         "description": f"Diffusion prior of OFDM channel grids ({family}) for the diffusion channel estimator "

@@ -21,6 +21,7 @@ import torch
 
 from diffwireless.denoiser import IQDenoiser, iq_pairs, noise_var_per_dim, output_snr_db, window_lmmse
 from diffwireless.diffusion.schedule import NoiseSchedule
+from diffwireless.diffusion.training import noise_prediction_step
 from diffwireless.engine import DenoiseEngine
 from diffwireless.models import DiffusionModel, build_model, save_model
 from diffwireless.signals import psk_rrc
@@ -72,14 +73,7 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
     for _ in range(iterations):
         x0 = torch.from_numpy(iq_pairs(data.windows(BATCH)))
         t = torch.randint(0, t_max + 1, (BATCH,), generator=gen)
-        eps = torch.randn(x0.shape, generator=gen)
-        a = abar[t].reshape(-1, 1, 1)
-        loss = torch.mean((net(a.sqrt() * x0 + (1 - a).sqrt() * eps, t) - eps) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched_lr.step()
-        losses.append(loss.item())
+        losses.append(noise_prediction_step(net, opt, sched_lr, abar, x0, t, gen))
     net.eval()
     train_s = time.time() - t0
     evaluation = evaluate(model, seed=seed + 1)
