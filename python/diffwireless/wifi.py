@@ -1,7 +1,7 @@
 """IEEE 802.11a/g (and the legacy part of 802.11n) OFDM frames: channel estimation from the legacy long training
 field by LS and by the diffusion prior, equalization of the SIGNAL and data symbols, and their EVM.
 
-The receiver follows the standard's legacy preamble (IEEE Std 802.11-2016, clause 17: 64-point FFT at 20 MHz,
+The receiver follows the standard's legacy preamble (IEEE Std 802.11, clause 17: 64-point FFT at 20 MHz,
 carriers -26..26 without DC, pilots at -21, -7, 7, 21, cyclic prefix 16):
 
 1. detection on the short training field's 16-sample periodicity (normalized autocorrelation plateau) and the
@@ -41,13 +41,13 @@ PILOT_BASE = np.array([1.0, 1.0, 1.0, -1.0])
 DATA_CARRIERS = tuple(k for k in CARRIERS if k not in PILOT_CARRIERS)
 GRID = OFDMGrid(n_fft=N_FFT, carriers=CARRIERS, n_symbols=1, cp_len=CP_LEN, sample_rate_hz=SAMPLE_RATE_HZ)
 
-# Long training symbol L_-26..L_26 (DC = 0), Std 802.11-2016 eq. (17-8).
+# Long training symbol L_-26..L_26 (DC = 0) of the OFDM PHY (IEEE Std 802.11, clause 17).
 LTF = np.array([1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, 1, 1, 1, -1, -1, 1, 1, -1, 1, -1, 1, 1, 1, 1, 0,
                 1, -1, -1, 1, 1, -1, 1, -1, 1, -1, -1, -1, -1, -1, 1, 1, -1, -1, 1, -1, 1, -1, 1, 1, 1, 1], float)
-# Short training symbol: sqrt(13/6) (+-1 +-j) on every 4th carrier, eq. (17-6).
+# Short training symbol: sqrt(13/6) (+-1 +-j) on every 4th carrier (the sign of both parts given here).
 _STF_SIGNS = {-24: 1, -20: -1, -16: 1, -12: -1, -8: -1, -4: 1, 4: -1, 8: -1, 12: 1, 16: 1, 20: 1, 24: 1}
 
-# RATE bits R1..R4 -> (Mb/s, constellation, data bits per OFDM symbol), Table 17-6.
+# RATE bits R1..R4 -> (Mb/s, constellation, data bits per OFDM symbol), from clause 17's rate table.
 RATES = {(1, 1, 0, 1): (6, "bpsk", 24), (1, 1, 1, 1): (9, "bpsk", 36), (0, 1, 0, 1): (12, "qpsk", 48),
          (0, 1, 1, 1): (18, "qpsk", 72), (1, 0, 0, 1): (24, "16qam", 96), (1, 0, 1, 1): (36, "16qam", 144),
          (0, 0, 0, 1): (48, "64qam", 192), (0, 0, 1, 1): (54, "64qam", 216)}
@@ -88,7 +88,7 @@ def ltf_symbol() -> np.ndarray:
 def _stf_period() -> np.ndarray:
     spec = np.zeros(N_FFT, dtype=np.complex128)
     for k, s in _STF_SIGNS.items():
-        spec[k + N_FFT // 2] = np.sqrt(13 / 6) * s * (1 + 1j) / np.sqrt(2)
+        spec[k + N_FFT // 2] = np.sqrt(13 / 6) * s * (1 + 1j)
     return np.fft.ifft(np.fft.ifftshift(spec)) * np.sqrt(N_FFT)
 
 
