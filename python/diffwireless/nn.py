@@ -130,16 +130,24 @@ class GridMixer(nn.Module):
     int64, ``cond [B, cond_dim]`` or None; returns ``[B, 2, F, T]``. Each block mixes across carriers (a learned
     filter over the whole band, i.e. over delay), across symbols (over Doppler) and across feature channels; the step
     embedding (and the conditioning) modulates the channel MLPs.
+
+    With ``linear_prior_steps`` (the schedule's length) the network predicts the noise *beyond* the linear MMSE
+    estimate of a separable Gaussian prior ``R = R_f kron R_t`` (eigenvectors and eigenvalues in buffers, set by
+    :meth:`set_linear_prior`): its output is the noise implied by that LMMSE estimate plus the learned part, whose
+    output layer starts at zero. Training then starts from the linear estimator and learns what the channel family
+    has beyond its covariance, instead of learning the averaging over the whole grid from scratch.
     """
 
     def __init__(self, item_shape: tuple[int, ...] | list[int], channels: int = 32, blocks: int = 4,
-                 time_dim: int = 64, cond_dim: int = 0) -> None:
+                 time_dim: int = 64, cond_dim: int = 0, linear_prior_steps: int = 0) -> None:
         super().__init__()
         self.item_shape = tuple(int(s) for s in item_shape)
         if len(self.item_shape) != 3 or self.item_shape[0] != 2:
             raise ValueError(f"GridMixer items are [2, F, T], got {self.item_shape}")
         self.config = {"item_shape": list(self.item_shape), "channels": channels, "blocks": blocks,
                        "time_dim": time_dim, "cond_dim": cond_dim}
+        if linear_prior_steps:
+            self.config["linear_prior_steps"] = int(linear_prior_steps)
         self.time_dim = time_dim
         self.cond_dim = cond_dim
         _, n_carriers, n_symbols = self.item_shape
@@ -147,6 +155,41 @@ class GridMixer(nn.Module):
         self.inp = nn.Conv2d(2, channels, 1)
         self.blocks = nn.ModuleList(_MixerBlock(channels, n_carriers, n_symbols, time_dim) for _ in range(blocks))
         self.out = nn.Conv2d(channels, 2, 1)
+        self.linear_prior_steps = int(linear_prior_steps)
+        if self.linear_prior_steps:
+            # Eigenvectors (real, imaginary) and eigenvalues of R_f and R_t, and the schedule's alpha-bar.
+            self.register_buffer("prior_uf", torch.zeros(2, n_carriers, n_carriers))
+            self.register_buffer("prior_lf", torch.zeros(n_carriers))
+            self.register_buffer("prior_ut", torch.zeros(2, n_symbols, n_symbols))
+            self.register_buffer("prior_lt", torch.zeros(n_symbols))
+            self.register_buffer("prior_abar", torch.zeros(self.linear_prior_steps))
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    def set_linear_prior(self, r_f, r_t, alphas_cumprod) -> None:
+        """Set the separable prior: ``r_f [F, F]`` and ``r_t [T, T]`` Hermitian (numpy), their Kronecker product
+        the covariance of the complex grid (unit mean power), and the schedule's ``alphas_cumprod``."""
+        import numpy as np
+
+        for name, r in (("f", r_f), ("t", r_t)):
+            lam, u = np.linalg.eigh(np.asarray(r, dtype=np.complex128))
+            getattr(self, f"prior_u{name}").copy_(torch.from_numpy(np.stack([u.real, u.imag])).float())
+            getattr(self, f"prior_l{name}").copy_(torch.from_numpy(np.clip(lam, 0.0, None)).float())
+        self.prior_abar.copy_(torch.as_tensor(np.asarray(alphas_cumprod), dtype=torch.float32))
+
+    def linear_eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The noise implied by the LMMSE estimate of ``x0`` from ``x_t`` under the separable prior."""
+        a = self.prior_abar[t.reshape(-1)].to(x_t.dtype).reshape(-1, 1, 1)
+        z = torch.complex(x_t[:, 0], x_t[:, 1]) / math.sqrt(2.0)  # complex grid, noise CN(0, 1 - a)
+        uf = torch.complex(self.prior_uf[0], self.prior_uf[1])
+        ut = torch.complex(self.prior_ut[0], self.prior_ut[1])
+        y = uf.conj().T @ z @ ut.conj()  # (U_f kron U_t)^H applied to the grid
+        lam = self.prior_lf[:, None] * self.prior_lt[None, :]
+        y = y * (a.sqrt() * lam / (a * lam + 1.0 - a))
+        h = uf @ y @ ut.T
+        x0 = math.sqrt(2.0) * torch.stack([h.real, h.imag], dim=1)
+        a4 = a.unsqueeze(1)
+        return (x_t - a4.sqrt() * x0) / (1.0 - a4).sqrt()
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         batch = x_t.shape[0]
@@ -159,6 +202,8 @@ class GridMixer(nn.Module):
         h = self.inp(x_t)
         for block in self.blocks:
             h = block(h, emb)
+        if self.linear_prior_steps:
+            return self.linear_eps(x_t, t) + self.out(h)
         return self.out(h)
 
 
