@@ -15,6 +15,8 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 OUT ?= bench-out
 # The developers' 802.11 recordings (a user's clone has none: dw-wifi then synthesizes its frames).
 WIFI_CAPTURES := $(wildcard ../shared/captures/wifi-ofdm/*.sigmf-meta)
+# The developers' ISM-band recordings (without them dw-anomaly synthesizes an ISM-like recording).
+ISM_CAPTURES := $(wildcard ../shared/captures/ism-433/*.sigmf-meta)
 
 .PHONY: setup apt demo test bench models recording clean
 
@@ -47,6 +49,7 @@ demo: setup
 	$(VENV)/bin/dw-denoise --snr-db 5 --json demo-out/denoise.json
 	$(VENV)/bin/dw-detect --json demo-out/detect.json
 	$(VENV)/bin/dw-wifi $(WIFI_CAPTURES) --add-snr-db 20 10 --json demo-out/wifi.json
+	$(VENV)/bin/dw-anomaly $(ISM_CAPTURES) --json demo-out/anomaly.json
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

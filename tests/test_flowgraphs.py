@@ -19,6 +19,7 @@ RUNS = {
     "detector_qt.grc": "detects",
     "live_receive_qt.grc": "no_sdr",
     "ofdm_loopback_qt.grc": "ofdm",
+    "anomaly_qt.grc": "anomaly",
 }
 
 # Instantiates the generated top block under an offscreen Qt application, runs it to its end, and reports.
@@ -72,6 +73,8 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         args += ["n_symbols=30000", "constellation=qpsk"]
     if RUNS[name] == "ofdm":
         args.append("n_packets=20")
+    if RUNS[name] == "anomaly":
+        args.append("n_windows=60")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     if RUNS[name] == "ofdm":  # 20 packets at 25 dB over fading: both receivers decode most, none made up
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -79,6 +82,11 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         parts = line.split()
         diffusion, stock, frames = int(parts[1]), int(parts[2]), int(parts[4])
         assert 10 <= diffusion <= 20 and 10 <= stock <= 20 and diffusion <= frames <= 20, line
+        return
+    if RUNS[name] == "anomaly":  # one score per window of the scene, and the events printed
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "SAMPLES 61440" in proc.stdout and "DETECTED 60 ERROR None" in proc.stdout, proc.stdout + proc.stderr
+        assert "(label . anomaly)" in proc.stdout  # at least one printed event (the tone at windows 20-24)
         return
     if RUNS[name] == "detects":  # every symbol through the shipped QPSK detector, none lost
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -207,6 +207,55 @@ class GridMixer(nn.Module):
         return self.out(h)
 
 
+class SpectrogramAutoencoderDDPM(nn.Module):
+    """Autoencoder over log spectrograms plus a DDPM noise predictor in its latent space (Zeng et al.'s AE-DDPM).
+
+    The encoder is 1-D convolutional along time with the frequency bins as input channels: ``x [B, n_bins,
+    n_frames]`` -> two stride-2 convolutions -> a linear map to ``latent`` values. The decoder mirrors it. The
+    latent denoiser is an :class:`MLPDenoiser` over the latent *standardised* by the buffers ``z_mean``/``z_std``
+    (set after the autoencoder is trained), so one noise schedule fits any recording. ``forward(z_t, t, cond)`` is
+    that denoiser (the engine's samplers call it); :meth:`encode` and :meth:`decode` map between the two spaces.
+    """
+
+    def __init__(self, item_shape: tuple[int, ...] | list[int], channels: int = 64, latent: int = 32,
+                 hidden: int = 128, hidden_layers: int = 3, time_dim: int = 32) -> None:
+        super().__init__()
+        n_bins, n_frames = (int(s) for s in item_shape)
+        if n_frames % 4:
+            raise ValueError(f"n_frames must be a multiple of 4 (two stride-2 stages), got {n_frames}")
+        self.item_shape = (n_bins, n_frames)
+        self.config = {"item_shape": [n_bins, n_frames], "channels": channels, "latent": latent, "hidden": hidden,
+                       "hidden_layers": hidden_layers, "time_dim": time_dim}
+        self.latent = latent
+        self._inner = (channels, n_frames // 4)
+        self.encoder = nn.Sequential(
+            nn.Conv1d(n_bins, channels, 3, padding=1), nn.GELU(),
+            nn.Conv1d(channels, channels, 4, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(channels, channels, 4, stride=2, padding=1), nn.GELU(),
+            nn.Flatten(), nn.Linear(channels * n_frames // 4, latent))
+        self.decoder_in = nn.Linear(latent, channels * n_frames // 4)
+        self.decoder = nn.Sequential(
+            nn.GELU(), nn.ConvTranspose1d(channels, channels, 4, stride=2, padding=1), nn.GELU(),
+            nn.ConvTranspose1d(channels, channels, 4, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(channels, n_bins, 3, padding=1))
+        self.denoiser = MLPDenoiser([latent], hidden=hidden, hidden_layers=hidden_layers, time_dim=time_dim)
+        self.register_buffer("z_mean", torch.zeros(latent))
+        self.register_buffer("z_std", torch.ones(latent))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, n_bins, n_frames]`` -> standardised latent ``[B, latent]``."""
+        return (self.encoder(x) - self.z_mean) / self.z_std
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Standardised latent ``[B, latent]`` -> ``[B, n_bins, n_frames]``."""
+        h = self.decoder_in(z * self.z_std + self.z_mean)
+        return self.decoder(h.reshape(-1, *self._inner))
+
+    def forward(self, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        return self.denoiser(z_t, t, None)
+
+
 # Architectures a model file may name: "arch" -> class taking the stored config as keyword arguments.
 ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser, "mlp_classifier": MLPClassifier,
-                                             "grid_mixer": GridMixer}
+                                             "grid_mixer": GridMixer,
+                                             "spectrogram_ae_ddpm": SpectrogramAutoencoderDDPM}

@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "chanest_tdl": "diffwireless.recipes.channel_estimator:train_tdl",
     "chanest_tdl_sym": "diffwireless.recipes.channel_estimator:train_tdl_sym",
     "chanest_sparse": "diffwireless.recipes.channel_estimator:train_sparse",
+    "anomaly_band": "diffwireless.recipes.anomaly_detector:train",
 }
 
 
@@ -34,7 +35,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS) or '(none yet)'}")
     parser.add_argument("--all", action="store_true", help="retrain every shipped model")
     parser.add_argument("--out", default=None, help="output folder (default: the models folder)")
+    user = parser.add_argument_group("a model of your own band (dw-train anomaly --normal REC.sigmf-meta)")
+    user.add_argument("--normal", help="SigMF recording of the band's normal traffic (model 'anomaly')")
+    user.add_argument("--name", help="model name (default: anomaly_ + the recording's name)")
+    user.add_argument("--window", type=int, default=1024, help="samples per scored window (default 1024)")
+    user.add_argument("--n-fft", type=int, default=32, help="FFT frame length; window / n_fft must be a multiple "
+                                                             "of 4 (default 32)")
+    user.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
+    user.add_argument("--iterations", type=int, default=None,
+                      help="training iterations of the autoencoder and of the latent DDPM (default 3000 and 4000)")
     args = parser.parse_args(argv)
+    if args.model == "anomaly" or args.normal:
+        return _train_anomaly(parser, args)
     names = list(MODELS) if args.all else ([args.model] if args.model else [])
     if not names:  # nothing asked for: list what can be trained
         print("\n".join(MODELS) if MODELS else "no models are registered yet")
@@ -45,6 +57,27 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         module, func = MODELS[name].split(":")
         getattr(importlib.import_module(module), func)(args.out or model_dir())
+    return 0
+
+
+def _train_anomaly(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from diffwireless.errors import RecordingError
+    from diffwireless.recipes.anomaly_detector import train_recording
+
+    if args.model not in (None, "anomaly") or not args.normal:
+        parser.error("a model of your own band is trained by: dw-train anomaly --normal REC.sigmf-meta")
+    name = args.name or "anomaly_" + Path(args.normal).name.split(".sigmf")[0]
+    out = Path(args.out or ".")
+    try:
+        its = {} if args.iterations is None else {"ae_iterations": args.iterations, "ddpm_iterations": args.iterations}
+        model = train_recording(args.normal, out, name, args.window, args.n_fft, args.seconds, **its)
+    except (RecordingError, ValueError) as exc:
+        print(f"dw-train: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out / (name + '.safetensors')} and {name}.json ({model.card['training']['train_windows']} "
+          f"training windows, {model.card['training']['seconds_on_cpu']} s)")
     return 0
 
 

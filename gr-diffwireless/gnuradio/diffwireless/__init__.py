@@ -8,6 +8,7 @@ from diffwireless import __version__, open_recording
 
 from diffwireless.channel import DEFAULT_PROFILE
 
+from .anomaly_detector import anomaly_detector
 from .constellations import gr_constellation, link_constellation
 from .diffusion_denoiser import diffusion_denoiser
 from .diffusion_detector import diffusion_detector
@@ -29,6 +30,7 @@ def bundled_recording(name: str = "demo_qpsk_bursts") -> str:
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "anomaly_detector",
     "gr_constellation",
     "link_constellation",
     "SDRNotFoundError",

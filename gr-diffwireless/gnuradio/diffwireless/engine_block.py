@@ -56,7 +56,9 @@ class engine_block(gr.basic_block):
     windows in flight), and emits finished jobs in submission order, so the flowgraph never waits on the network
     while there is input to take. Subclasses define ``make_job(windows) -> Job`` and
     ``finish(result, context) -> ndarray [k, window_out]``, and may handle control tags in ``on_tag(key, value)``
-    and keep per-job settings (``context``) with ``job_context()``.
+    and keep per-job settings (``context``) with ``job_context()`` (``self.submit_first_in``, the absolute index of the
+    job's first input item, and ``self.submit_ends_stream``, whether it holds the ``dw_eos`` item, are set before
+    ``make_job``), and add tags to finished output with ``result_tags``.
 
     - Tags: a tag on input item ``k`` is put on the output item made from ``k`` (window ``w``, position ``p``:
       output ``w * window_out + p * window_out // window_in``); tags of dropped windows go to the next output item.
@@ -241,7 +243,10 @@ class engine_block(gr.basic_block):
             seg_end = min(first_in + w1 * self.window_in, end_in)
             for off, key, value, _ in self._tags:
                 if key in self.control_tags and seg_first <= off < seg_end and (off - first_in) // self.window_in == w0:
+                    self.tag_offset = off
                     self.on_tag(key, to_python(value))
+            self.submit_ends_stream = any(key == EOS_TAG and seg_first <= off < seg_end
+                                          for off, key, _, _ in self._tags)
             windows = items[w0 * self.window_in: w1 * self.window_in].reshape(w1 - w0, self.window_in)
             n_in = seg_end - seg_first
             entry = _Entry(None, seg_first, w1 - w0, n_in, -(-n_in * self.window_out // self.window_in))
@@ -251,6 +256,7 @@ class engine_block(gr.basic_block):
                 entry.tags.append(((rel // self.window_in) * self.window_out
                                    + (rel % self.window_in) * self.window_out // self.window_in, key, value, srcid))
             try:
+                self.submit_first_in = seg_first
                 job = self.make_job(windows)
                 entry.context = self.job_context()
                 entry.future = self.engine.submit(job, policy=self.policy)
@@ -301,6 +307,7 @@ class engine_block(gr.basic_block):
                 return produced
             if entry.data is None:
                 entry.data = np.asarray(self.finish(fut.result(), entry.context)).reshape(-1)[: entry.n_out]
+                entry.tags.extend(self.result_tags(entry.data, entry.context))
             k = min(len(out) - produced, entry.n_out - entry.emitted)
             out[produced: produced + k] = entry.data[entry.emitted: entry.emitted + k]
             first_out = self.nitems_written(0) + produced
@@ -328,7 +335,13 @@ class engine_block(gr.basic_block):
             self._in_flight -= entry.n_windows
 
     def on_tag(self, key: str, value) -> None:
-        """A control tag (key in ``control_tags``) at the first item of the windows about to be submitted."""
+        """A control tag (key in ``control_tags``) at the first item of the windows about to be submitted; its
+        absolute input offset is ``self.tag_offset``."""
+
+    def result_tags(self, data: np.ndarray, context: Any) -> list:
+        """Tags to add to a finished job's output ``data``: ``(index within data, key, PMT value, PMT srcid)``.
+        Called once per job, in submission order (default none)."""
+        return []
 
     def job_context(self) -> Any:
         """Kept with each job as it is submitted and handed to ``finish(result, context)`` (default None)."""

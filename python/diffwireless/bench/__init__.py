@@ -12,6 +12,7 @@ TASKS: dict[str, str] = {
     "engine": "gnuradio.diffwireless.bench_engine:run",
     "detector": "gnuradio.diffwireless.bench_detector:run",
     "chanest": "gnuradio.diffwireless.bench_chanest:run",
+    "anomaly": "gnuradio.diffwireless.bench_anomaly:run",
 }
 
 __all__ = ["BenchRow", "TASKS", "log_t_interval", "wilson_interval", "write_results"]

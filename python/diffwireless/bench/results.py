@@ -55,7 +55,8 @@ def wilson_interval(errors: int, trials: int, z: float = 1.959964) -> tuple[floa
     denom = 1 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or ``trials`` errors the bound is exactly 0 or 1 (the formula leaves a rounding residue there).
+    return (0.0 if errors == 0 else max(0.0, centre - half)), (1.0 if errors == trials else min(1.0, centre + half))
 
 
 def log_t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
