@@ -26,7 +26,7 @@ from gnuradio import blocks, gr
 
 from diffwireless import spectrum_scenes as scenes
 from diffwireless.anomaly import METHODS, AnomalyDetector, detection_rate, roc_auc
-from diffwireless.bench.results import BenchRow, wilson_interval
+from diffwireless.bench.results import BenchRow, headless_pyplot, wilson_interval
 from diffwireless.engine import acquire_engine, device_name, release_engine
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
@@ -136,10 +136,7 @@ def run(quick: bool = False) -> list[BenchRow]:
 
 
 def plot(rows: list[BenchRow], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     kinds = [k for k in scenes.ANOMALIES if any(r.extra.get("anomaly") == k for r in rows)]
     fig, axes = plt.subplots(2, len(kinds), figsize=(3.2 * len(kinds), 6), squeeze=False)

@@ -35,7 +35,7 @@ import time
 
 import numpy as np
 
-from diffwireless.bench.results import BenchRow, log_t_interval, wilson_interval
+from diffwireless.bench.results import BenchRow, headless_pyplot, log_t_interval, wilson_interval
 from diffwireless.chanest import (DiffusionChannelEstimator, Interpolator, lmmse, lmmse_matrix, lmmse_nmse_db,
                                   observe, robust_covariance, robust_max_delay, snr_noise_var)
 from diffwireless.engine import acquire_engine, device_name, release_engine
@@ -260,10 +260,7 @@ def run(quick: bool = False) -> list[BenchRow]:
 
 
 def plot(rows: list[BenchRow], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     nm = [r for r in rows if r.metric == "nmse_db" and r.extra.get("profile") != "expcorr"]
     profiles = [p for p in PROFILES if any(r.extra["profile"] == p for r in nm)]

@@ -30,7 +30,7 @@ import time
 import numpy as np
 from gnuradio import blocks, digital, gr
 
-from diffwireless.bench.results import BenchRow, wilson_interval
+from diffwireless.bench.results import BenchRow, headless_pyplot, wilson_interval
 from diffwireless.channel import DEFAULT_PROFILE, IDEAL, simulate
 from diffwireless.constellations import Constellation, exact_awgn_ber, get_constellation
 from diffwireless.detector import DiffusionDetector, DNNDetector, genie_bits
@@ -206,10 +206,7 @@ def run(quick: bool = False) -> list[BenchRow]:
 
 
 def plot(rows: list[BenchRow], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     ber = [r for r in rows if r.metric == "ber"]
     panels = sorted({(r.extra["constellation"], r.extra["link"]) for r in ber},

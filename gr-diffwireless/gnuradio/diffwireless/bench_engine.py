@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from gnuradio import blocks, gr
 
-from diffwireless.bench.results import BenchRow, log_t_interval
+from diffwireless.bench.results import BenchRow, headless_pyplot, log_t_interval
 from diffwireless.denoiser import iq_pairs
 from diffwireless.diffusion import DDIMSampler, NoiseSchedule
 from diffwireless.engine import DenoiseEngine, Job, acquire_engine, device_name, release_engine, resolve_device
@@ -227,10 +227,7 @@ def run(quick: bool = False) -> list[BenchRow]:
 
 
 def plot(rows: list[BenchRow], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     methods = [PERCALL_SMALL, PERCALL, FLOW, ALONE]
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))

@@ -4,7 +4,7 @@ Each task is a function ``run(quick: bool) -> list[BenchRow]`` (plus an optional
 in :data:`TASKS` by ``"module:function"`` so that running one task imports only what it needs.
 """
 
-from diffwireless.bench.results import BenchRow, log_t_interval, wilson_interval, write_results
+from diffwireless.bench.results import BenchRow, headless_pyplot, log_t_interval, wilson_interval, write_results
 
 # task name -> "module:function"; filled by the capability issues as their benchmarks land.
 TASKS: dict[str, str] = {
@@ -15,4 +15,4 @@ TASKS: dict[str, str] = {
     "anomaly": "gnuradio.diffwireless.bench_anomaly:run",
 }
 
-__all__ = ["BenchRow", "TASKS", "log_t_interval", "wilson_interval", "write_results"]
+__all__ = ["BenchRow", "TASKS", "headless_pyplot", "log_t_interval", "wilson_interval", "write_results"]

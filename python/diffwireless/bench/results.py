@@ -90,3 +90,13 @@ def write_results(out_dir: str | Path, task: str, rows: list[BenchRow], quick: b
     path = out / f"{task}.json"
     path.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def headless_pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend (benchmarks plot on machines without a display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
