@@ -241,6 +241,10 @@ class SpectrogramAutoencoderDDPM(nn.Module):
         self.denoiser = MLPDenoiser([latent], hidden=hidden, hidden_layers=hidden_layers, time_dim=time_dim)
         self.register_buffer("z_mean", torch.zeros(latent))
         self.register_buffer("z_std", torch.ones(latent))
+        # Mean and deviation on normal traffic of the two residual statistics of the anomaly score, for the
+        # AE-DDPM reconstruction (row 0) and the autoencoder's own (row 1); set after training.
+        self.register_buffer("residual_mean", torch.zeros(2, 2))
+        self.register_buffer("residual_std", torch.ones(2, 2))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, n_bins, n_frames]`` -> standardised latent ``[B, latent]``."""

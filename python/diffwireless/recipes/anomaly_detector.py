@@ -6,7 +6,8 @@ normal traffic is seen in training.
 
 Training, from one seed: (1) the autoencoder on log spectrograms (mean squared error); (2) its latents are
 standardised (per-dimension mean and deviation stored in the model) and a DDPM is trained on them (noise prediction);
-(3) thresholds for false-alarm rates are set on fresh normal windows, for the AE-DDPM score and for the baselines
+(3) the two residual statistics of the score are standardised on fresh normal windows, and thresholds for
+false-alarm rates are set on the same windows, for the AE-DDPM score and for the baselines
 (autoencoder alone, energy, spectral kurtosis), and written to the card.
 
 ``dw-train anomaly --normal REC.sigmf-meta`` runs the same recipe on a recording of a band's normal traffic: every
@@ -16,7 +17,7 @@ recording; three quarters train, the last quarter calibrates.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from diffwireless.anomaly import (ARCH, AnomalyDetector, PFA_GRID, calibrate, en
                                   spectral_kurtosis_score)
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.diffusion.training import noise_prediction_step
-from diffwireless.engine import DenoiseEngine
+from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.models import DiffusionModel, build_model, save_model
 from diffwireless import spectrum_scenes as scenes
 
@@ -93,6 +94,12 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
     det = AnomalyDetector(model)
     engine = DenoiseEngine("cpu", seed=seed).start()
     try:
+        # Standardise the residual statistics on held-out normal windows (on the training windows a small model
+        # reconstructs better than on new ones), then set the thresholds on the same windows.
+        raw = dataclasses.replace(det.sampler, raw=True)
+        stats = engine.submit(Job(model, det.features(cal_iq), raw)).result()
+        net.residual_mean.copy_(torch.from_numpy(stats.mean(axis=0)))
+        net.residual_std.copy_(torch.from_numpy(stats.std(axis=0)).clamp_min(1e-6))
         scores = np.concatenate([det.scores(cal_iq[i:i + 2048], engine) for i in range(0, len(cal_iq), 2048)])
     finally:
         engine.stop()
