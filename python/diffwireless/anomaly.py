@@ -19,6 +19,7 @@ Scores are per window; larger is more anomalous.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,7 @@ class AnomalyScoreSampler:
     start_steps: tuple[int, ...]
     num_steps: int = 1
     raw: bool = False
+    networks: bool = True  # False: zeros, no network call (a block scoring with a baseline keeps its job order)
 
     def nfe(self, schedule: Any = None) -> int:
         """Network evaluations per window: the encoder, one decoder pass per level plus the autoencoder's, and
@@ -148,6 +150,8 @@ class AnomalyScoreSampler:
             generator: torch.Generator | None = None, should_stop: Any = None) -> torch.Tensor:
         from diffwireless.diffusion.samplers import DDIMSampler
 
+        if not self.networks:
+            return x.new_zeros(len(x), 2)
         z = network.encode(x)
         abar = schedule.alphas_cumprod
         latents = [z]
@@ -221,8 +225,11 @@ class AnomalyDetector:
                              f"{iq.shape}")
         return log_spectrogram(iq, self.n_fft, self.ref_power)
 
-    def job(self, iq: np.ndarray) -> Job:
-        return Job(self.model, self.features(iq), self.sampler)
+    def job(self, iq: np.ndarray, networks: bool = True) -> Job:
+        """The engine job scoring windows ``iq [n, window]``; ``networks=False`` skips the networks (its result is
+        zeros: for a caller that scores with a baseline but keeps its windows in the engine's order)."""
+        sampler = self.sampler if networks else dataclasses.replace(self.sampler, networks=False)
+        return Job(self.model, self.features(iq), sampler)
 
     def scores(self, iq: np.ndarray, engine: DenoiseEngine) -> np.ndarray:
         """``[n, 2]`` float32: column 0 the AE-DDPM score, column 1 the autoencoder-only score."""

@@ -30,8 +30,8 @@ class anomaly_detector(engine_block):
     Each window's log spectrogram goes through the AE-DDPM model (autoencoder + latent DDPM trained on normal traffic
     only) in the shared engine. ``method`` picks the score on the output: ``ae_ddpm`` (the model), or a baseline
     computed on the same windows: ``ae`` (the autoencoder alone), ``energy`` (window power over the model's
-    reference level: the CFAR energy detector) or ``kurtosis`` (spectral kurtosis). The threshold is the model's
-    calibration for ``pfa`` on normal traffic, unless ``threshold`` is given.
+    reference level: the CFAR energy detector) or ``kurtosis`` (spectral kurtosis); these two run no network. The
+    threshold is the model's calibration for ``pfa`` on normal traffic, unless ``threshold`` is given.
 
     - Output item ``k`` is the score of input samples ``[k * window, (k + 1) * window)``; input tags go to the score
       of their window.
@@ -115,7 +115,7 @@ class anomaly_detector(engine_block):
                                                                                               None)
         self._context = (self.submit_first_in // self.detector.window, baseline, self._time_ref,
                          self.submit_ends_stream)
-        return self.detector.job(windows)
+        return self.detector.job(windows, networks=baseline is None)
 
     def job_context(self):
         return self._context
