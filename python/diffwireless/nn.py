@@ -259,7 +259,49 @@ class SpectrogramAutoencoderDDPM(nn.Module):
         return self.denoiser(z_t, t, None)
 
 
+class _ResBlock1d(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, stride=stride, padding=1)
+        self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=1)
+        self.norm1, self.norm2 = nn.BatchNorm1d(c_out), nn.BatchNorm1d(c_out)
+        self.skip = nn.Conv1d(c_in, c_out, 1, stride=stride) if (stride != 1 or c_in != c_out) else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.norm1(self.conv1(x)))
+        return torch.relu(self.norm2(self.conv2(h)) + self.skip(x))
+
+
+class IQResNet1d(nn.Module):
+    """A small 1-D ResNet classifier of IQ frames: ``x [B, 2, L]`` (I and Q rows) -> ``[B, num_classes]`` logits.
+
+    A stem convolution (stride ``stem_stride``, kernel ``2 * stem_stride - 1``) and ``len(widths)`` residual stages of two 3-tap convolutions with batch
+    norm, each halving the length, then global average and max pooling over time and a linear layer. ``t`` and
+    ``cond`` are ignored (the engine's :class:`~diffwireless.diffusion.samplers.ForwardPass` calls it so).
+    """
+
+    def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int,
+                 widths: tuple[int, ...] | list[int] = (24, 32, 48, 64), stem_stride: int = 4) -> None:
+        super().__init__()
+        self.item_shape = tuple(int(s) for s in item_shape)
+        self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "widths": list(widths),
+                       "stem_stride": stem_stride}
+        self.stem = nn.Sequential(nn.Conv1d(2, widths[0], 2 * stem_stride - 1, stride=stem_stride,
+                                            padding=stem_stride - 1), nn.BatchNorm1d(widths[0]), nn.ReLU())
+        stages, c = [], widths[0]
+        for w in widths:
+            stages.append(_ResBlock1d(c, w, 2))
+            c = w
+        self.stages = nn.Sequential(*stages)
+        self.head = nn.Linear(2 * c, num_classes)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.stages(self.stem(x))
+        return self.head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+
+
 # Architectures a model file may name: "arch" -> class taking the stored config as keyword arguments.
 ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser, "mlp_classifier": MLPClassifier,
                                              "grid_mixer": GridMixer,
-                                             "spectrogram_ae_ddpm": SpectrogramAutoencoderDDPM}
+                                             "spectrogram_ae_ddpm": SpectrogramAutoencoderDDPM,
+                                             "iq_resnet1d": IQResNet1d}

@@ -27,6 +27,8 @@ MODELS: dict[str, str] = {
     "chanest_tdl_sym": "diffwireless.recipes.channel_estimator:train_tdl_sym",
     "chanest_sparse": "diffwireless.recipes.channel_estimator:train_sparse",
     "anomaly_band": "diffwireless.recipes.anomaly_detector:train",
+    # Trained on frames from GNU Radio's modulators, so its recipe lives in the GNU Radio layer.
+    "modclass_resnet": "gnuradio.diffwireless.classifier_recipe:train",
 }
 
 

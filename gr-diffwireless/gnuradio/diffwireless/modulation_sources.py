@@ -3,7 +3,7 @@
 Each class is a small flowgraph from random bytes (or random audio) to complex baseband at 8 samples per symbol
 (digital classes) or the analog modulator's own rate: ``digital.generic_mod`` with the constellations of
 :mod:`gnuradio.diffwireless.constellations` (BPSK, QPSK, 8PSK, 16QAM, 64QAM; RRC roll-off 0.35) and with on-off
-points (OOK), ``digital.gfsk_mod`` (h = 0.5, BT 0.35), ``digital.gmsk_mod`` (BT 0.35), ``digital.ofdm_tx`` (GNU
+points (OOK), ``digital.gfsk_mod`` (h = 0.32, BT 0.5, as Bluetooth), ``digital.gmsk_mod`` (BT 0.35), ``digital.ofdm_tx`` (GNU
 Radio's default 64-carrier layout, 96-byte packets), ``analog.wfm_tx`` (wideband FM of band-limited noise audio) and
 AM-DSB with carrier (``1 + 0.5 audio`` by GNU Radio's arithmetic blocks). The signal is scaled to unit power, cut
 into frames at random offsets, and every run of frames goes through ``channels.fading_model`` (flat Rayleigh or
@@ -25,6 +25,7 @@ EXCESS_BW = 0.35
 MAX_CFO = 0.01  # cycles/sample
 MAX_DOPPLER = 1e-3  # fD * Ts
 FRAMES_PER_RUN = 16  # frames that share one channel run (carrier offset, fading seed)
+GFSK_H = 0.32
 
 
 def _run(source_blocks: list, n: int, out_type: str = "c") -> np.ndarray:
@@ -55,7 +56,8 @@ def clean_signal(label: str, n: int, rng: np.random.Generator) -> np.ndarray:
                                   excess_bw=EXCESS_BW)
         x = _run([blocks.vector_source_b(data), mod], n)
     elif label == "gfsk":
-        x = _run([blocks.vector_source_b(data), digital.gfsk_mod(SPS, np.pi * 0.5 / SPS, 0.35)], n)
+        # Bluetooth-like (h = 0.32, BT 0.5): with h = 0.5 and GMSK's BT it would be GMSK.
+        x = _run([blocks.vector_source_b(data), digital.gfsk_mod(SPS, np.pi * GFSK_H / SPS, 0.5)], n)
     elif label == "gmsk":
         x = _run([blocks.vector_source_b(data), digital.gmsk_mod(SPS, 0.35)], n)
     elif label == "ofdm":

@@ -1,0 +1,88 @@
+"""Classify the modulation of a complex stream frame by frame (a 1-D ResNet through the engine)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pmt
+
+from diffwireless.classifier import ModulationClassifier
+from diffwireless.engine import DEFAULT_MAX_WAIT_MS
+
+from gnuradio.diffwireless._pmt import to_pmt
+from gnuradio.diffwireless.engine_block import engine_block
+
+CLASS_TAG = "dw_class"
+JOB_FRAMES = 64
+
+
+def _dict_pmt(d: dict) -> pmt.pmt_t:
+    out = pmt.make_dict()
+    for key, value in d.items():
+        out = pmt.dict_add(out, pmt.intern(key), to_pmt(key, value))
+    return out
+
+
+class modulation_classifier(engine_block):
+    """The modulation class of each frame of a complex stream: one int32 (the class index) per frame of the
+    model's length (1024 samples for the shipped ``modclass_resnet``, classes in its card).
+
+    - Output item ``k`` is the class of input samples ``[k * frame_len, (k + 1) * frame_len)``; input tags go to the
+      item of their frame.
+    - Each frame whose confidence reaches ``min_confidence`` is tagged ``dw_class`` on its item and published on
+      the ``classification`` message port: a dict with ``label``, ``index``, ``confidence`` (softmax),
+      ``top3`` (labels), ``start`` (input sample).
+    - Frames are scaled to unit power before the network: the level does not matter, only the shape.
+
+    Args:
+        model: classifier file or shipped name.
+        min_confidence: frames below it get no tag and no message (their index is still output).
+        device, policy, max_in_flight, max_batch, max_wait_ms, precision, stats_interval_s: as the other engine
+            blocks.
+    """
+
+    def __init__(self, model: str = "modclass_resnet", min_confidence: float = 0.0, device: str = "auto",
+                 policy: str = "block", max_in_flight: int = 1024, max_batch: int = 0,
+                 max_wait_ms: float = DEFAULT_MAX_WAIT_MS, precision: str = "fp32",
+                 stats_interval_s: float = 1.0) -> None:
+        if not 0.0 <= min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        self.classifier = ModulationClassifier(model)
+        self.min_confidence = float(min_confidence)
+        frame = self.classifier.frame_len
+        engine_block.__init__(self, "diffwireless_modulation_classifier", np.complex64, np.int32, frame, 1,
+                              device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
+                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
+        # Jobs of JOB_FRAMES frames (see anomaly_detector: GNU Radio sizes the upstream buffer for them).
+        self.set_relative_rate(1, frame)
+        self.set_output_multiple(JOB_FRAMES)
+        self.min_chunk = min(JOB_FRAMES, self.max_in_flight) * frame
+        self._port = pmt.intern("classification")
+        self.message_port_register_out(self._port)
+        self.classes = self.classifier.classes
+        self._context = None
+
+    def set_min_confidence(self, min_confidence: float) -> None:
+        self.min_confidence = float(min_confidence)
+
+    def make_job(self, windows: np.ndarray):
+        self._context = self.submit_first_in // self.classifier.frame_len
+        return self.classifier.job(windows)
+
+    def job_context(self):
+        return self._context
+
+    def finish(self, result: np.ndarray, context) -> np.ndarray:
+        self._last = self.classifier.decide(result)
+        return self._last.index.astype(np.int32)
+
+    def result_tags(self, data: np.ndarray, context) -> list:
+        c = self._last
+        tags = []
+        for i in np.flatnonzero(c.confidence >= self.min_confidence):
+            d = {"label": self.classes[c.index[i]], "index": int(c.index[i]), "confidence": float(c.confidence[i]),
+                 "top3": [self.classes[j] for j in c.top3[i]],
+                 "start": int((context + i) * self.classifier.frame_len)}
+            value = _dict_pmt(d)
+            tags.append((int(i), CLASS_TAG, value, self._srcid))
+            self.message_port_pub(self._port, value)
+        return tags
