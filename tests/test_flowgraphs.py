@@ -20,6 +20,7 @@ RUNS = {
     "live_receive_qt.grc": "no_sdr",
     "ofdm_loopback_qt.grc": "ofdm",
     "anomaly_qt.grc": "anomaly",
+    "classifier_qt.grc": "classifier",
 }
 
 # Instantiates the generated top block under an offscreen Qt application, runs it to its end, and reports.
@@ -75,6 +76,8 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         args.append("n_packets=20")
     if RUNS[name] == "anomaly":
         args.append("n_windows=60")
+    if RUNS[name] == "classifier":
+        args.append("n_frames=4")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     if RUNS[name] == "ofdm":  # 20 packets at 25 dB over fading: both receivers decode most, none made up
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -87,6 +90,11 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "SAMPLES 61440" in proc.stdout and "DETECTED 60 ERROR None" in proc.stdout, proc.stdout + proc.stderr
         assert "(label . anomaly)" in proc.stdout  # at least one printed event (the tone at windows 20-24)
+        return
+    if RUNS[name] == "classifier":  # one decision per frame (11 classes x 4 frames), each printed
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "SAMPLES 45056" in proc.stdout and "DETECTED 44 ERROR None" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.stdout.count("(top3 . ") == 44
         return
     if RUNS[name] == "detects":  # every symbol through the shipped QPSK detector, none lost
         assert proc.returncode == 0, proc.stdout + proc.stderr
