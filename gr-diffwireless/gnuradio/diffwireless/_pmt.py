@@ -22,3 +22,11 @@ def to_pmt(key: str, value: Any) -> pmt.pmt_t:
 def to_python(value: pmt.pmt_t) -> Any:
     """A PMT as a Python value; PMT dicts become dicts with string keys, symbols strings, tuples tuples."""
     return pmt.to_python(value)
+
+
+def dict_to_pmt(d: dict[str, Any]) -> pmt.pmt_t:
+    """A PMT dict of a Python dict with string keys, each value by :func:`to_pmt` (tag and message payloads)."""
+    out = pmt.make_dict()
+    for key, value in d.items():
+        out = pmt.dict_add(out, pmt.intern(key), to_pmt(key, value))
+    return out

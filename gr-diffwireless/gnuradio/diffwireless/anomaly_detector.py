@@ -9,18 +9,12 @@ from diffwireless.anomaly import METHODS, AnomalyDetector, EventTracker
 from diffwireless.engine import DEFAULT_MAX_WAIT_MS
 from diffwireless.tags import RX_TIME
 
-from gnuradio.diffwireless._pmt import to_pmt
+from gnuradio.diffwireless._pmt import dict_to_pmt
 from gnuradio.diffwireless.engine_block import engine_block
 
 ONSET_TAG = "dw_anomaly"
 JOB_WINDOWS = 32
 
-
-def _dict_pmt(d: dict) -> pmt.pmt_t:
-    out = pmt.make_dict()
-    for key, value in d.items():
-        out = pmt.dict_add(out, pmt.intern(key), to_pmt(key, value))
-    return out
 
 
 class anomaly_detector(engine_block):
@@ -75,13 +69,8 @@ class anomaly_detector(engine_block):
         window = self.detector.window
         engine_block.__init__(self, "diffwireless_anomaly_detector", np.complex64, np.float32, window, 1,
                               device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
-        # Jobs of JOB_WINDOWS windows: the networks run 3-5x faster per window than at the 8 windows a default
-        # GNU Radio buffer holds. A decimating block with this output multiple makes GNU Radio give the upstream
-        # buffer room for twice that many windows.
-        self.set_relative_rate(1, window)
-        self.set_output_multiple(JOB_WINDOWS)
-        self.min_chunk = min(JOB_WINDOWS, self.max_in_flight) * window
+                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s,
+                              job_windows=JOB_WINDOWS)
         self._events_port = pmt.intern("events")
         self.message_port_register_out(self._events_port)
         self.events: list[dict] = []
@@ -138,13 +127,13 @@ class anomaly_detector(engine_block):
             rel = w - first_window
             d = {"start": w * self.detector.window, "peak": float(data[rel]), "threshold": self.threshold,
                  "method": self.method}
-            tags.append((rel, ONSET_TAG, _dict_pmt(d), self._srcid))
+            tags.append((rel, ONSET_TAG, dict_to_pmt(d), self._srcid))
         return tags
 
     def _publish(self, event) -> None:
         d = event.as_dict(self.method, self.sample_rate, self._time_ref_emit)
         self.events.append(d)
-        self.message_port_pub(self._events_port, _dict_pmt(d))
+        self.message_port_pub(self._events_port, dict_to_pmt(d))
 
     def set_threshold(self, threshold: float) -> None:
         """Change the threshold; 0 takes it from the false-alarm rate (applies to scores emitted from now on)."""

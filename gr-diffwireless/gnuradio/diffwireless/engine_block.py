@@ -24,7 +24,7 @@ from diffwireless.engine import (
 )
 from diffwireless.tags import EOS as EOS_TAG
 
-from gnuradio.diffwireless._pmt import to_pmt, to_python
+from gnuradio.diffwireless._pmt import dict_to_pmt, to_python
 
 DROP_TAG = "dw_drop"
 SNR_TAG = "snr_db"
@@ -70,6 +70,9 @@ class engine_block(gr.basic_block):
       the next output item is tagged ``dw_drop`` with the number of input items lost since the last such tag.
     - Faults: NaN/Inf input or a failing job logs the error and ends the block (``WORK_DONE``), which ends the
       flowgraph; the exception is kept in ``self.error``.
+    - ``job_windows`` (blocks with one output item per window and a cheap network per window): take input in jobs
+      of that many windows, and declare the decimation and output multiple that make GNU Radio's upstream buffer
+      hold them.
     - Stats: a PMT dict on the ``stats`` message port every ``stats_interval_s`` and at stop (engine counters plus
       this block's ``items_in``, ``items_out``, ``dropped_items``, ``in_flight_windows``), and a log line at stop.
     """
@@ -79,7 +82,7 @@ class engine_block(gr.basic_block):
     def __init__(self, name: str, in_dtype, out_dtype, window_in: int, window_out: int, device: str = "auto",
                  policy: str = "block", max_in_flight: int = 1024, max_batch: int = 0,
                  max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS,
-                 precision: str = "fp32", stats_interval_s: float = 1.0) -> None:
+                 precision: str = "fp32", stats_interval_s: float = 1.0, job_windows: int = 0) -> None:
         gr.basic_block.__init__(self, name=name, in_sig=[in_dtype], out_sig=[out_dtype])
         if policy not in POLICIES:
             raise ValueError(f"{name}: policy must be one of {', '.join(POLICIES)}, got {policy!r}")
@@ -98,6 +101,13 @@ class engine_block(gr.basic_block):
         self.policy = policy
         self.max_in_flight = int(max_in_flight)
         self.min_chunk = max(self.window_in, min(self.max_in_flight * self.window_in // 4, 8192))
+        if job_windows:
+            # Jobs of job_windows windows: GNU Radio sizes a block's upstream buffer for twice its decimation times
+            # its output multiple, so declaring both lets a job that large arrive at once (a default buffer holds
+            # 8 windows of 1024 complex samples, where small networks run several times slower per window).
+            self.set_relative_rate(self.window_out, self.window_in)
+            self.set_output_multiple(int(job_windows) * self.window_out)
+            self.min_chunk = min(int(job_windows), self.max_in_flight) * self.window_in
         self.engine_config = {"max_batch": int(max_batch), "max_wait_ms": float(max_wait_ms),
                               "max_queue_items": int(max_queue_items), "precision": precision}
         self.stats_interval_s = float(stats_interval_s)
@@ -372,10 +382,7 @@ class snr_control:
 
 
 def _stats_pmt(stats: dict[str, Any]) -> pmt.pmt_t:
-    d = pmt.make_dict()
-    for key, value in stats.items():
-        d = pmt.dict_add(d, pmt.intern(key), to_pmt(key, value))
-    return d
+    return dict_to_pmt(stats)
 
 
 __all__ = ["DROP_TAG", "EOS_TAG", "SNR_TAG", "engine_block", "snr_control"]

@@ -8,18 +8,12 @@ import pmt
 from diffwireless.classifier import ModulationClassifier
 from diffwireless.engine import DEFAULT_MAX_WAIT_MS
 
-from gnuradio.diffwireless._pmt import to_pmt
+from gnuradio.diffwireless._pmt import dict_to_pmt
 from gnuradio.diffwireless.engine_block import engine_block
 
 CLASS_TAG = "dw_class"
 JOB_FRAMES = 64
 
-
-def _dict_pmt(d: dict) -> pmt.pmt_t:
-    out = pmt.make_dict()
-    for key, value in d.items():
-        out = pmt.dict_add(out, pmt.intern(key), to_pmt(key, value))
-    return out
 
 
 class modulation_classifier(engine_block):
@@ -51,11 +45,8 @@ class modulation_classifier(engine_block):
         frame = self.classifier.frame_len
         engine_block.__init__(self, "diffwireless_modulation_classifier", np.complex64, np.int32, frame, 1,
                               device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
-        # Jobs of JOB_FRAMES frames (see anomaly_detector: GNU Radio sizes the upstream buffer for them).
-        self.set_relative_rate(1, frame)
-        self.set_output_multiple(JOB_FRAMES)
-        self.min_chunk = min(JOB_FRAMES, self.max_in_flight) * frame
+                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s,
+                              job_windows=JOB_FRAMES)
         self._port = pmt.intern("classification")
         self.message_port_register_out(self._port)
         self.classes = self.classifier.classes
@@ -82,7 +73,7 @@ class modulation_classifier(engine_block):
             d = {"label": self.classes[c.index[i]], "index": int(c.index[i]), "confidence": float(c.confidence[i]),
                  "top3": [self.classes[j] for j in c.top3[i]],
                  "start": int((context + i) * self.classifier.frame_len)}
-            value = _dict_pmt(d)
+            value = dict_to_pmt(d)
             tags.append((int(i), CLASS_TAG, value, self._srcid))
             self.message_port_pub(self._port, value)
         return tags
