@@ -87,19 +87,13 @@ def spectral_kurtosis_score(iq: np.ndarray, n_fft: int) -> np.ndarray:
 
 def roc_auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
     """Area under the ROC curve: the probability that an anomalous window outscores a normal one (ties count
-    half), by the rank-sum (Mann-Whitney) formula."""
+    half), which is the Mann-Whitney U statistic over the number of pairs."""
+    from scipy.stats import mannwhitneyu
+
     neg, pos = np.asarray(normal, np.float64).ravel(), np.asarray(anomalous, np.float64).ravel()
     if not len(neg) or not len(pos):
         raise ValueError("roc_auc needs normal and anomalous scores")
-    both = np.concatenate([neg, pos])
-    order = np.argsort(both, kind="mergesort")
-    ranks = np.empty(len(both))
-    sorted_vals = both[order]
-    # Average ranks over ties.
-    _, first, counts = np.unique(sorted_vals, return_index=True, return_counts=True)
-    avg = first + (counts + 1) / 2.0
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[len(neg):].sum() - len(pos) * (len(pos) + 1) / 2) / (len(neg) * len(pos)))
+    return float(mannwhitneyu(pos, neg, alternative="two-sided").statistic / (len(neg) * len(pos)))
 
 
 def detection_rate(normal: np.ndarray, anomalous: np.ndarray, pfa: float) -> tuple[float, float]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffwireless.denoiser import iq_pairs
 from diffwireless.diffusion.samplers import ForwardPass
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
@@ -27,7 +28,7 @@ def frame_items(frames: np.ndarray) -> np.ndarray:
     power = np.mean(frames.real.astype(np.float64) ** 2 + frames.imag.astype(np.float64) ** 2, axis=1,
                     keepdims=True)
     scaled = frames / np.sqrt(np.where(power > 0, power, 1.0))
-    return np.stack([scaled.real, scaled.imag], axis=1).astype(np.float32)
+    return np.ascontiguousarray(iq_pairs(scaled).transpose(0, 2, 1))
 
 
 @dataclass

@@ -100,7 +100,7 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
         stats = engine.submit(Job(model, det.features(cal_iq), raw)).result()
         net.residual_mean.copy_(torch.from_numpy(stats.mean(axis=0)))
         net.residual_std.copy_(torch.from_numpy(stats.std(axis=0)).clamp_min(1e-6))
-        scores = np.concatenate([det.scores(cal_iq[i:i + 2048], engine) for i in range(0, len(cal_iq), 2048)])
+        scores = det.scores(cal_iq, engine)  # the engine batches it
     finally:
         engine.stop()
     model.card["calibration"] = {
