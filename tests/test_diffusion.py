@@ -145,3 +145,38 @@ def test_model_errors(tmp_path):
     save_file(tensors, str(tmp_path / "mixed.safetensors"), metadata={"diffwireless": header})
     with pytest.raises(ModelError, match="do not fit"):
         load_model(tmp_path / "mixed")
+
+
+class ConditionalOracle(GaussianOracle):
+    """The exact denoiser of x0 ~ N(cond[:, 0] * mean, var): a class indicator in cond[:, 0] moves the mean; the
+    unconditional input (indicator 0) is N(0, var)."""
+
+    def forward(self, x_t, t, cond=None):
+        a = self.abar[t].to(x_t.dtype).reshape(-1, *([1] * (x_t.dim() - 1)))
+        mean = cond[:, :1].to(x_t.dtype) * self.mean
+        return (1 - a).sqrt() * (x_t - a.sqrt() * mean) / (a * self.var + 1 - a)
+
+    def unconditional(self, cond):
+        out = cond.clone()
+        out[:, 0] = 0
+        return out
+
+
+def test_classifier_free_guidance_scales_the_conditional_shift():
+    # The noise estimate is linear in the mean, so guidance w turns the class mean m into w * m (variance kept).
+    sched = NoiseSchedule()
+    oracle = ConditionalOracle(sched, mean=0.5, var=0.25)
+    x = torch.zeros(20000, 1, dtype=torch.float64)
+    cond = torch.ones(20000, 1, dtype=torch.float64)
+    for w in (0.0, 1.0, 2.0):
+        sampler = DDIMSampler(num_steps=1000, eta=1.0, from_observation=False, guidance_scale=w)
+        with torch.inference_mode():
+            out = sampler.run(oracle, sched, x, cond, generator=torch.Generator().manual_seed(4)).numpy()
+        assert abs(out.mean() - w * 0.5) < 0.02, w
+        assert abs(out.var() / 0.25 - 1) < 0.06, w
+    assert DDIMSampler(num_steps=10, guidance_scale=2.0).nfe(sched) == 20
+    assert DDIMSampler(num_steps=10, guidance_scale=1.0).nfe(sched) == 10
+    with pytest.raises(ValueError, match="guidance_scale"):
+        DDIMSampler(guidance_scale=float("nan"))
+    with pytest.raises(ValueError, match="unconditional branch"):
+        DDIMSampler(num_steps=2, guidance_scale=2.0).run(GaussianOracle(sched, 0.0, 1.0), sched, x[:4], cond[:4])

@@ -77,8 +77,10 @@ def build_model(name: str, arch: str, config: dict[str, Any], schedule: NoiseSch
     if arch not in ARCHITECTURES:
         raise ModelError(f"unknown architecture {arch!r}; known: {', '.join(sorted(ARCHITECTURES))}")
     network = ARCHITECTURES[arch](**config)
+    # A network whose conditioning width follows from its other settings (UNet1d: classes + 1) says so itself.
+    cond_dim = int(config.get("cond_dim", getattr(network, "cond_dim", 0)))
     return DiffusionModel(name=name, network=network, item_shape=tuple(config["item_shape"]), schedule=schedule,
-                          cond_dim=int(config.get("cond_dim", 0)), arch=arch, card=dict(card or {}))
+                          cond_dim=cond_dim, arch=arch, card=dict(card or {}))
 
 
 def model_paths(path: str | Path) -> tuple[Path, Path]:

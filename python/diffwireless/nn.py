@@ -300,8 +300,99 @@ class IQResNet1d(nn.Module):
         return self.head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
 
 
+class _UNetBlock1d(nn.Module):
+    """Two 3-tap convolutions with group norm and SiLU, the embedding added between them (scale and shift)."""
+
+    def __init__(self, c_in: int, c_out: int, emb_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(8, c_in), c_in)
+        self.conv1 = nn.Conv1d(c_in, c_out, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * c_out)
+        self.norm2 = nn.GroupNorm(min(8, c_out), c_out)
+        self.conv2 = nn.Conv1d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)  # each block starts as its skip path
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(nn.functional.silu(self.norm1(x)))
+        scale, shift = self.film(emb)[:, :, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        return self.skip(x) + self.conv2(nn.functional.silu(h))
+
+
+class UNet1d(nn.Module):
+    """Class-conditional noise predictor over IQ frames: a small 1-D U-Net (as in SEI-DM's generator).
+
+    ``x_t [B, 2, L]`` (I and Q rows), ``t [B]`` or ``[1]`` int64, ``cond [B, num_classes + 1]``: a one-hot class
+    (all zeros: no class, the unconditional branch of classifier-free guidance) and the SNR in dB / 10; returns the
+    predicted noise ``[B, 2, L]``. A stem convolution of stride ``patch`` (``patch`` samples per position), then
+    ``len(widths)`` levels of one :class:`_UNetBlock1d` each, down by 4 between levels and back up with skip
+    connections, and a transposed convolution back to ``L`` samples. The step, class and SNR embeddings are summed
+    and modulate every block. ``L`` must be a multiple of ``patch * 4 ** (len(widths) - 1)``.
+    """
+
+    def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int,
+                 widths: tuple[int, ...] | list[int] = (48, 96, 128), patch: int = 4, emb_dim: int = 128) -> None:
+        super().__init__()
+        self.item_shape = tuple(int(s) for s in item_shape)
+        self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "widths": list(widths),
+                       "patch": patch, "emb_dim": emb_dim}
+        self.cond_dim = num_classes + 1
+        self.num_classes = num_classes
+        self.emb_dim = emb_dim
+        step = patch * 4 ** (len(widths) - 1)
+        if len(self.item_shape) != 2 or self.item_shape[0] != 2 or self.item_shape[1] % step:
+            raise ValueError(f"UNet1d items are [2, L] with L a multiple of {step}; got {self.item_shape}")
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+        self.class_emb = nn.Linear(num_classes, emb_dim, bias=False)  # the zero vector (no class) embeds to 0
+        self.snr_emb = nn.Linear(1, emb_dim)
+        self.stem = nn.Conv1d(2, widths[0], 2 * patch, stride=patch, padding=patch // 2)
+        self.down = nn.ModuleList()
+        self.pool = nn.ModuleList()
+        c = widths[0]
+        for i, w in enumerate(widths):
+            self.down.append(_UNetBlock1d(c, w, emb_dim))
+            c = w
+            if i + 1 < len(widths):
+                self.pool.append(nn.Conv1d(w, w, 4, stride=4))
+        self.mid = _UNetBlock1d(c, c, emb_dim)
+        self.unpool = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for i in range(len(widths) - 2, -1, -1):
+            self.unpool.append(nn.ConvTranspose1d(c, widths[i], 4, stride=4))
+            self.up.append(_UNetBlock1d(2 * widths[i], widths[i], emb_dim))
+            c = widths[i]
+        self.head = nn.Sequential(nn.GroupNorm(min(8, c), c), nn.SiLU(),
+                                  nn.ConvTranspose1d(c, 2, 2 * patch, stride=patch, padding=patch // 2))
+
+    def unconditional(self, cond: torch.Tensor) -> torch.Tensor:
+        """``cond`` with the class removed (the SNR kept): the input of classifier-free guidance's second branch."""
+        out = cond.clone()
+        out[:, : self.num_classes] = 0
+        return out
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is None:
+            raise ValueError(f"this network needs conditioning of width {self.cond_dim} (one-hot class, SNR / 10)")
+        emb = self.time_mlp(timestep_embedding(t.reshape(-1), self.emb_dim).to(x_t.dtype))
+        cond = cond.to(x_t.dtype)
+        emb = emb + self.class_emb(cond[:, : self.num_classes]) + self.snr_emb(cond[:, self.num_classes:])
+        h = self.stem(x_t)
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            if i < len(self.pool):
+                skips.append(h)
+                h = self.pool[i](h)
+        h = self.mid(h, emb)
+        for unpool, block in zip(self.unpool, self.up):
+            h = block(torch.cat([unpool(h), skips.pop()], dim=1), emb)
+        return self.head(h)
+
+
 # Architectures a model file may name: "arch" -> class taking the stored config as keyword arguments.
 ARCHITECTURES: dict[str, type[nn.Module]] = {"mlp_denoiser": MLPDenoiser, "mlp_classifier": MLPClassifier,
                                              "grid_mixer": GridMixer,
                                              "spectrogram_ae_ddpm": SpectrogramAutoencoderDDPM,
-                                             "iq_resnet1d": IQResNet1d}
+                                             "iq_resnet1d": IQResNet1d, "unet1d": UNet1d}

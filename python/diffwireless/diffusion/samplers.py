@@ -9,6 +9,10 @@ of the forward process defined by a :class:`~diffwireless.diffusion.schedule.Noi
 - :class:`DDPMSampler`: Ho et al.'s ancestral sampler through every step from the start step down.
 - :class:`ForwardPass`: one network call, for networks that are not denoisers (classifiers, autoencoders).
 
+With ``guidance_scale`` ``w != 1`` (DDIM only) the noise estimate is classifier-free guided (Ho & Salimans):
+``eps_u + w * (eps_c - eps_u)``, where ``eps_u`` is the network's output for ``network.unconditional(cond)``; both
+branches run as one batch of ``2B`` items, so a guided step costs two network evaluations per item.
+
 With ``from_observation`` the reverse process starts from the observation scaled as the forward state at
 ``start_step`` (``x_t = sqrt(alpha_bar[t]) * y``): the SNR-matched start of CDDM and Fesl et al.; otherwise from
 pure noise at the last step (generation).
@@ -45,6 +49,24 @@ def ddim_timesteps(start_step: int, num_steps: int) -> np.ndarray:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
     # From the start step down (linspace from 0 would drop the start step when num_steps is 1).
     return np.unique(np.round(np.linspace(start_step, 0, num_steps)).astype(np.int64))[::-1].copy()
+
+
+def _guided(network: Denoiser, guidance_scale: float) -> Denoiser:
+    """``network`` with classifier-free guidance of scale ``guidance_scale`` (the network itself when it is 1)."""
+    if guidance_scale == 1.0:
+        return network
+    unconditional = getattr(network, "unconditional", None)
+    if unconditional is None:
+        raise ValueError(f"guidance_scale {guidance_scale} needs a network with an unconditional branch "
+                         f"(an 'unconditional(cond)' method); {type(network).__name__} has none")
+
+    def guided(x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        if cond is None:
+            raise ValueError("classifier-free guidance needs conditioning")
+        eps_c, eps_u = network(torch.cat([x, x]), t, torch.cat([cond, unconditional(cond)])).chunk(2)
+        return eps_u + guidance_scale * (eps_c - eps_u)
+
+    return guided
 
 
 def _reverse(network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None,
@@ -84,18 +106,22 @@ class DDIMSampler:
         start_step: first reverse step; pick it with ``NoiseSchedule.step_for_noise_var`` for SNR matching.
         eta: 0 deterministic; 1 the DDPM posterior variance.
         from_observation: start from the scaled input (denoising) instead of pure noise (generation).
+        guidance_scale: classifier-free guidance scale ``w`` (1: none; 0: unconditional).
     """
 
     num_steps: int = 10
     start_step: int | None = None
     eta: float = 0.0
     from_observation: bool = True
+    guidance_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
             raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
         if not 0.0 <= self.eta <= 1.0:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
+        if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
+            raise ValueError(f"guidance_scale must be finite and >= 0, got {self.guidance_scale}")
 
     def timesteps(self, schedule: NoiseSchedule) -> np.ndarray:
         start = schedule.num_train_steps - 1 if self.start_step is None else self.start_step
@@ -104,14 +130,14 @@ class DDIMSampler:
         return ddim_timesteps(start, self.num_steps)
 
     def nfe(self, schedule: NoiseSchedule) -> int:
-        """Network evaluations per item."""
-        return len(self.timesteps(schedule))
+        """Network evaluations per item (two per step when guided)."""
+        return len(self.timesteps(schedule)) * (1 if self.guidance_scale == 1.0 else 2)
 
     def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
             generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         """Denoise (or generate) a batch: ``x [B, *item_shape]`` -> estimate of ``x_0``, same shape."""
-        return _reverse(network, schedule, x, cond, self.timesteps(schedule), self.eta, self.from_observation,
-                        generator, should_stop)
+        return _reverse(_guided(network, self.guidance_scale), schedule, x, cond, self.timesteps(schedule),
+                        self.eta, self.from_observation, generator, should_stop)
 
 
 @dataclass(frozen=True)
