@@ -21,6 +21,7 @@ RUNS = {
     "ofdm_loopback_qt.grc": "ofdm",
     "anomaly_qt.grc": "anomaly",
     "classifier_qt.grc": "classifier",
+    "augmenter_qt.grc": "augmenter",
 }
 
 # Instantiates the generated top block under an offscreen Qt application, runs it to its end, and reports.
@@ -78,6 +79,8 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         args.append("n_windows=60")
     if RUNS[name] == "classifier":
         args.append("n_frames=4")
+    if RUNS[name] == "augmenter":
+        args.append("n_frames=11")
     proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
     if RUNS[name] == "ofdm":  # 20 packets at 25 dB over fading: both receivers decode most, none made up
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -95,6 +98,11 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "SAMPLES 45056" in proc.stdout and "DETECTED 44 ERROR None" in proc.stdout, proc.stdout + proc.stderr
         assert proc.stdout.count("(top3 . ") == 44
+        return
+    if RUNS[name] == "augmenter":  # 11 synthetic frames (one per class), each classified and printed
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "SAMPLES 11264" in proc.stdout and "DETECTED 11 ERROR None" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.stdout.count("(top3 . ") == 11
         return
     if RUNS[name] == "detects":  # every symbol through the shipped QPSK detector, none lost
         assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,7 +1,8 @@
 """Labelled modulation datasets: frames of IQ with a class label and an SNR, stored as one SigMF recording.
 
 A dataset of ``N`` frames of ``frame_len`` samples is a single SigMF recording of ``N * frame_len`` samples
-(cf32_le) with one annotation per frame: ``core:label`` (the class) and ``diffwireless:snr_db``. The synthesis
+(cf32_le) with one annotation per frame: ``core:label`` (the class) and ``diffwireless:snr_db``, plus
+``diffwireless:synthetic: true`` on frames made by the augmenter (``dw-augment``). The synthesis
 itself runs GNU Radio's modulators and channel blocks (``gnuradio.diffwireless.modulation_sources``, ``dw-dataset``);
 this module only stores and reads, so training code needs no GNU Radio.
 """
@@ -22,16 +23,30 @@ FRAME_LEN = 1024
 
 @dataclass
 class ModulationDataset:
-    """Frames ``[N, frame_len]`` complex64, their labels ``[N]`` (class names) and SNRs ``[N]`` in dB."""
+    """Frames ``[N, frame_len]`` complex64, their labels ``[N]`` (class names), SNRs ``[N]`` in dB, and which
+    frames are generated ones (``synthetic`` ``[N]`` bool; all False when not given)."""
 
     frames: np.ndarray
     labels: np.ndarray
     snr_db: np.ndarray
+    synthetic: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 2 or not len(self.frames) == len(self.labels) == len(self.snr_db):
             raise ValueError(f"frames {self.frames.shape}, {len(self.labels)} labels and {len(self.snr_db)} SNRs "
                              "do not match")
+        self.synthetic = (np.zeros(len(self.frames), dtype=bool) if self.synthetic is None
+                          else np.asarray(self.synthetic, dtype=bool))
+        if len(self.synthetic) != len(self.frames):
+            raise ValueError(f"{len(self.synthetic)} synthetic flags for {len(self.frames)} frames")
+
+    def __add__(self, other: "ModulationDataset") -> "ModulationDataset":
+        if other.frame_len != self.frame_len:
+            raise ValueError(f"cannot join frames of {self.frame_len} and {other.frame_len} samples")
+        return ModulationDataset(np.concatenate([self.frames, other.frames]),
+                                 np.concatenate([self.labels, other.labels]),
+                                 np.concatenate([self.snr_db, other.snr_db]),
+                                 np.concatenate([self.synthetic, other.synthetic]))
 
     @property
     def frame_len(self) -> int:
@@ -51,8 +66,9 @@ def save_dataset(ds: ModulationDataset, path: str | Path, sample_rate: float | N
     """Write ``ds`` as one SigMF recording with an annotation per frame; returns the meta file's path."""
     with SigMFWriter(path, "cf32_le", sample_rate, description=description, overwrite=overwrite) as writer:
         writer.write(np.ascontiguousarray(ds.frames, dtype=np.complex64).ravel())
-        for i, (label, snr) in enumerate(zip(ds.labels, ds.snr_db)):
-            writer.add_annotation(i * ds.frame_len, ds.frame_len, label=str(label), snr_db=float(snr))
+        for i, (label, snr, synthetic) in enumerate(zip(ds.labels, ds.snr_db, ds.synthetic)):
+            extra = {"synthetic": True} if synthetic else {}
+            writer.add_annotation(i * ds.frame_len, ds.frame_len, label=str(label), snr_db=float(snr), **extra)
     return writer.meta_path
 
 
@@ -75,4 +91,5 @@ def load_dataset(path: str | Path) -> ModulationDataset:
         if any(lab is None for lab in labels):
             raise RecordingError(f"{path}: annotation {labels.index(None)} has no core:label")
         snr = [float(a.fields.get("diffwireless:snr_db", np.nan)) for a in anns]
-    return ModulationDataset(frames.astype(np.complex64), np.array(labels), np.array(snr))
+        synthetic = [bool(a.fields.get("diffwireless:synthetic", False)) for a in anns]
+    return ModulationDataset(frames.astype(np.complex64), np.array(labels), np.array(snr), np.array(synthetic))

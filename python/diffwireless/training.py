@@ -29,6 +29,7 @@ MODELS: dict[str, str] = {
     "anomaly_band": "diffwireless.recipes.anomaly_detector:train",
     # Trained on frames from GNU Radio's modulators, so its recipe lives in the GNU Radio layer.
     "modclass_resnet": "gnuradio.diffwireless.classifier_recipe:train",
+    "modaug_unet": "gnuradio.diffwireless.augmenter_recipe:train",
 }
 
 

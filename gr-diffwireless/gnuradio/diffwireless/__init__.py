@@ -16,6 +16,7 @@ from .diffusion_ofdm_equalizer import diffusion_ofdm_equalizer
 from .diffusion_ofdm_rx import diffusion_ofdm_rx
 from .ofdm_loopback import tdl_taps
 from .engine_block import engine_block
+from .modulation_augmenter import modulation_augmenter
 from .modulation_classifier import modulation_classifier
 from .sdr_source import SDRNotFoundError, sdr_source
 from .sigmf_sink import sigmf_sink
@@ -41,6 +42,7 @@ __all__ = [
     "diffusion_ofdm_equalizer",
     "diffusion_ofdm_rx",
     "engine_block",
+    "modulation_augmenter",
     "modulation_classifier",
     "open_recording",
     "sdr_source",

@@ -9,17 +9,16 @@ rotation per frame in every batch (the channel's carrier phase is arbitrary).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from diffwireless.bench.results import wilson_interval
-from diffwireless.classifier import ARCH, ModulationClassifier, frame_items
+from diffwireless.classifier import ModulationClassifier
 from diffwireless.engine import DenoiseEngine
 from diffwireless.modulation_data import CLASSES, FRAME_LEN, ModulationDataset
-from diffwireless.models import DiffusionModel, build_model, save_model
+from diffwireless.models import DiffusionModel, save_model
+from diffwireless.recipes.modulation_classifier import fit_classifier
 
 from gnuradio.diffwireless.modulation_sources import synthesize
 
@@ -27,38 +26,6 @@ NAME = "modclass_resnet"
 SEED = 0
 SNRS_DB = tuple(float(s) for s in range(-10, 21, 2))
 TRAIN_FRAMES, EVAL_FRAMES = 48, 24
-ITERATIONS, BATCH, LR = 1500, 128, 3e-3
-
-
-def fit(ds: ModulationDataset, seed: int, iterations: int = ITERATIONS, name: str = NAME,
-        classes: tuple[str, ...] = CLASSES) -> tuple[DiffusionModel, dict]:
-    """Train a classifier on ``ds``; returns the model (card not yet filled) and the training record."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = build_model(name, ARCH, {"item_shape": [2, ds.frame_len], "num_classes": len(classes)}, None,
-                        card={"classes": list(classes)})
-    net = model.network.train()
-    x = torch.from_numpy(frame_items(ds.frames))
-    y = torch.from_numpy(ds.class_indices(classes))
-    opt = torch.optim.Adam(net.parameters(), lr=LR)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
-    t0, losses = time.time(), []
-    for _ in range(iterations):
-        idx = torch.randint(0, len(x), (BATCH,), generator=gen)
-        phase = torch.rand(BATCH, generator=gen) * 2 * np.pi
-        c, s = torch.cos(phase)[:, None], torch.sin(phase)[:, None]
-        xb = x[idx]
-        xb = torch.stack([c * xb[:, 0] - s * xb[:, 1], s * xb[:, 0] + c * xb[:, 1]], dim=1)
-        loss = torch.nn.functional.cross_entropy(net(xb), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    net.eval()
-    return model, {"seed": seed, "iterations": iterations, "batch": BATCH, "optimizer": f"Adam lr {LR}, cosine",
-                   "loss": "cross-entropy; random carrier phase per frame", "train_frames": len(x),
-                   "final_loss_mean_last_100": float(np.mean(losses[-100:])), "seconds_on_cpu": round(time.time() - t0, 1)}
 
 
 def accuracy_by_snr(model: DiffusionModel, ds: ModulationDataset) -> list[dict]:
@@ -83,7 +50,7 @@ def accuracy_by_snr(model: DiffusionModel, ds: ModulationDataset) -> list[dict]:
 def train(out_dir: str | Path, seed: int = SEED) -> DiffusionModel:
     train_ds = synthesize(TRAIN_FRAMES, SNRS_DB, seed)
     eval_ds = synthesize(EVAL_FRAMES, SNRS_DB, seed + 1)
-    model, record = fit(train_ds, seed)
+    model, record = fit_classifier(train_ds, seed, name=NAME, augment="rotation")
     rows = accuracy_by_snr(model, eval_ds)
     model.card = {
         "description": "Modulation classifier of 1024-sample IQ frames (11 classes) for modulation_classifier and "
