@@ -19,10 +19,9 @@ Speed: input samples/s through ``vector source -> anomaly_detector -> null sink`
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
-from gnuradio import blocks, gr
+from gnuradio import gr
 
 from diffwireless import spectrum_scenes as scenes
 from diffwireless.anomaly import METHODS, AnomalyDetector, detection_rate, roc_auc
@@ -30,6 +29,7 @@ from diffwireless.bench.results import BenchRow, headless_pyplot, wilson_interva
 from diffwireless.engine import acquire_engine, device_name, release_engine
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
+from gnuradio.diffwireless.bench_flowgraph import block_rates
 
 MODEL = "anomaly_band"
 PFA = 0.01
@@ -67,14 +67,8 @@ def throughput(quick: bool, device: str) -> list[BenchRow]:
     det = AnomalyDetector(MODEL)
     n_windows = 1000 if quick else 4000
     x = scenes.normal_windows(n_windows, np.random.default_rng(77)).ravel()
-    rates = []
-    for _ in range(3):
-        tb = gr.top_block("bench_anomaly_speed")
-        blk = anomaly_detector(MODEL, device="cpu" if device == "cpu" else "auto")
-        tb.connect(blocks.vector_source_c(x), blk, blocks.null_sink(gr.sizeof_float))
-        t0 = time.perf_counter()
-        tb.run()
-        rates.append(len(x) / (time.perf_counter() - t0))
+    rates = block_rates(lambda: anomaly_detector(MODEL, device="cpu" if device == "cpu" else "auto"), x,
+                        gr.sizeof_float, len(x))
     return [BenchRow("ae_ddpm", "flowgraph vector_source -> anomaly_detector -> null_sink", "samples_per_s",
                      float(np.median(rates)), float(min(rates)), float(max(rates)), nfe=det.nfe, device=device,
                      extra={"samples": len(x), "window": det.window, "runs": 3, "interval": "min..max of 3 runs"})]
