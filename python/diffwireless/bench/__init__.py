@@ -13,6 +13,7 @@ TASKS: dict[str, str] = {
     "detector": "gnuradio.diffwireless.bench_detector:run",
     "chanest": "gnuradio.diffwireless.bench_chanest:run",
     "anomaly": "gnuradio.diffwireless.bench_anomaly:run",
+    "augment": "gnuradio.diffwireless.bench_augment:run",
 }
 
 __all__ = ["BenchRow", "TASKS", "headless_pyplot", "log_t_interval", "wilson_interval", "write_results"]
