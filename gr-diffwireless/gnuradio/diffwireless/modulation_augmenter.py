@@ -71,6 +71,7 @@ class modulation_augmenter(gr.sync_block):
         self.message_port_register_in(self._port)
         self.set_msg_handler(self._port, self._on_message)
         self._srcid = pmt.intern("diffwireless_modulation_augmenter")
+        self.logger = gr.logger("diffwireless_modulation_augmenter")
         self.engine = None
         self.error: BaseException | None = None
         self._reset()
