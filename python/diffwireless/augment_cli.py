@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ds = load_dataset(args.input)
         real = ModulationDataset(ds.frames, ds.labels, ds.snr_db)
-        classes = tuple(sorted(set(ds.labels.tolist()), key=ds.labels.tolist().index))
+        classes = tuple(dict.fromkeys(ds.labels.tolist()))  # in order of first appearance
         if args.train:
             from diffwireless.recipes.modulation_augmenter import fit_augmenter
 

@@ -151,6 +151,9 @@ class ModulationAugmenter:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         self.classifier = classifier
         self.min_confidence = float(min_confidence)
+        # The classifier's index of each of this model's classes (its class order may differ).
+        self._classifier_index = (None if classifier is None else
+                                  np.array([classifier.classes.index(c) for c in self.classes], dtype=np.int64))
 
     @property
     def nfe(self) -> int:
@@ -185,7 +188,7 @@ class ModulationAugmenter:
     def keep(self, decided: Classification, class_index: np.ndarray) -> np.ndarray:
         """Which frames the reference classifier's decisions assign to their class ``[n]`` with enough
         confidence: bool ``[n]``."""
-        wanted = np.array([self.classifier.classes.index(self.classes[i]) for i in class_index], dtype=np.int64)
+        wanted = self._classifier_index[np.asarray(class_index, dtype=np.int64)]
         return (decided.index == wanted) & (decided.confidence >= self.min_confidence)
 
     def accept(self, frames: np.ndarray, class_index: np.ndarray, engine: DenoiseEngine) -> np.ndarray:
