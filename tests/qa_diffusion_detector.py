@@ -142,7 +142,7 @@ def test_bench_rows_of_one_point_and_the_crossing_interpolation():
     by = {r.method: r for r in rows}
     assert set(by) == {"diffusion", "euclidean", "dnn", "genie_ml", "theory"}
     assert all(r.ci_low <= r.value <= r.ci_high for r in rows)
-    assert by["diffusion"].extra["errors"] >= 50 and by["diffusion"].nfe == 4  # auto: 4 steps below 10 dB
+    assert by["diffusion"].extra["errors"] >= 50 and by["diffusion"].nfe == 2  # auto: 2 steps below 10 dB
     assert by["genie_ml"].value <= by["euclidean"].value
     # log-linear crossing of 1e-3 between 1e-2 at 10 dB and 1e-4 at 12 dB: 11 dB
     assert bench.required_snr(np.array([8.0, 10.0, 12.0]), np.array([1e-1, 1e-2, 1e-4])) == pytest.approx(11.0)

@@ -32,6 +32,11 @@ def test_ddim_timesteps():
     assert steps[0] == 99 and steps[-1] == 0 and len(steps) == 10 and np.all(np.diff(steps) < 0)
     assert list(ddim_timesteps(3, 10)) == [3, 2, 1, 0]  # never more steps than there are
     assert list(ddim_timesteps(0, 5)) == [0]
+    assert list(ddim_timesteps(100, 4, "trailing")) == [100, 75, 50, 25]  # stops short of step 0
+    assert list(ddim_timesteps(3, 10, "trailing")) == [3, 2, 1]
+    assert list(ddim_timesteps(0, 3, "trailing")) == [0]
+    with pytest.raises(ValueError, match="spacing"):
+        DDIMSampler(spacing="leading")
     assert DDIMSampler(num_steps=10, start_step=3).nfe(NoiseSchedule()) == 4
     assert DDPMSampler(start_step=49).nfe(NoiseSchedule()) == 50
     with pytest.raises(ValueError, match="eta"):

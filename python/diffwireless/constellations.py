@@ -69,7 +69,7 @@ class Constellation:
         y = np.asarray(y).ravel()
         out = np.empty(len(y), dtype=np.int64)
         for s in range(0, len(y), chunk):
-            out[s:s + chunk] = np.argmin(np.abs(y[s:s + chunk, None] - pts[None, :]), axis=1)
+            out[s:s + chunk] = np.argmin(_squared_distances(y[s:s + chunk], pts), axis=1)
         return out
 
     def max_log_llr(self, y: np.ndarray, noise_var: float | np.ndarray, chunk: int = 1 << 16) -> np.ndarray:
@@ -83,11 +83,20 @@ class Constellation:
         out = np.empty((len(y), self.bits_per_symbol), dtype=np.float32)
         ones = self.labels.astype(bool)
         for s in range(0, len(y), chunk):
-            d = np.abs(y[s:s + chunk, None] - self.points[None, :]) ** 2
+            d = _squared_distances(y[s:s + chunk], self.points)
             d0 = np.where(~ones[None, :, :], d[:, :, None], np.inf).min(axis=1)
             d1 = np.where(ones[None, :, :], d[:, :, None], np.inf).min(axis=1)
             out[s:s + chunk] = (d0 - d1) / nv[s:s + chunk, None]
         return out
+
+
+def _squared_distances(y: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``|y - p|^2`` for symbols ``y [n]`` and points ``[M]`` -> ``[n, M]``, in real arithmetic (several times
+    faster than the complex ``abs``, which takes a square root) and in ``y``'s precision."""
+    real = np.float32 if y.dtype == np.complex64 else np.float64
+    d = np.square(y.real.astype(real, copy=False)[:, None] - points.real.astype(real)[None, :])
+    d += np.square(y.imag.astype(real, copy=False)[:, None] - points.imag.astype(real)[None, :])
+    return d
 
 
 def _gray(n: int) -> list[int]:

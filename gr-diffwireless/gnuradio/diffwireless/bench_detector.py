@@ -8,7 +8,8 @@ BER vs Es/N0 (-5 to 20 dB in 2.5 dB steps) for QPSK, 16QAM and 64QAM (``--quick`
   variance (never seen in training).
 
 Methods, all deciding the same received symbols: ``diffusion`` (SNR-matched DDIM with the block's default
-auto steps, 4 below 10 dB and 1 above; its NFE per symbol in the row), ``euclidean`` (GNU Radio's ``constellation_decoder_cb``, run in a flowgraph), ``dnn`` (the MLP classifier
+auto steps, 2 below 10 dB and 1 above; its NFE per symbol in the row), ``euclidean`` (GNU Radio's
+``constellation_decoder_cb``, run in a flowgraph), ``dnn`` (the MLP classifier
 baseline, same data and parameter count), ``genie_ml`` (bitwise MAP knowing the exact impairment and noise law:
 the lowest BER any symbol-by-symbol detector can reach) and ``theory`` (exact AWGN BER of minimum-distance
 detection of the unimpaired constellation). Intervals: Wilson 95%. Full mode draws symbols until every

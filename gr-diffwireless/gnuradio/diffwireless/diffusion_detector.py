@@ -35,7 +35,7 @@ class diffusion_detector(snr_control, engine_block):
             ``diffwireless.constellations``).
         model: a detector model file or shipped name; empty: the shipped ``detector_<constellation>``.
         snr_db: Es/N0 of the input in dB.
-        num_steps: DDIM steps (network evaluations per symbol, at most; fewer at high SNR); 0: auto, 4 steps
+        num_steps: DDIM steps (network evaluations per symbol, at most; fewer at high SNR); 0: auto, 2 steps
             below 10 dB Es/N0 and 1 from there (the measured point where more steps stop changing decisions).
         sampler: ``ddim`` or ``ddpm`` (every step from the matched one; slow, the reference chain).
         output: see above.

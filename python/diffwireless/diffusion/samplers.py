@@ -41,14 +41,28 @@ class Denoiser(Protocol):
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
 
 
-def ddim_timesteps(start_step: int, num_steps: int) -> np.ndarray:
-    """Descending, distinct steps from ``start_step`` (always first) towards 0, at most ``num_steps`` of them."""
+SPACINGS = ("linspace", "trailing")
+
+
+def ddim_timesteps(start_step: int, num_steps: int, spacing: str = "linspace") -> np.ndarray:
+    """Descending, distinct steps from ``start_step`` (always first) towards 0, at most ``num_steps`` of them.
+
+    ``linspace``: evenly spaced from ``start_step`` down to 0 inclusive. ``trailing`` (diffusers' name): the
+    ``num_steps`` steps ``start_step * (1 - k / num_steps)``, which stop short of 0, so no network call is spent at
+    step 0, where the state is already the estimate (with 2 steps: ``[s, s/2]`` instead of ``[s, 0]``).
+    """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     if start_step < 0:
         raise ValueError(f"start_step must be >= 0, got {start_step}")
-    # From the start step down (linspace from 0 would drop the start step when num_steps is 1).
-    return np.unique(np.round(np.linspace(start_step, 0, num_steps)).astype(np.int64))[::-1].copy()
+    if spacing == "linspace":
+        # From the start step down (linspace from 0 would drop the start step when num_steps is 1).
+        steps = np.linspace(start_step, 0, num_steps)
+    elif spacing == "trailing":
+        steps = np.maximum(start_step * (1.0 - np.arange(num_steps) / num_steps), min(start_step, 1))
+    else:
+        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}")
+    return np.unique(np.round(steps).astype(np.int64))[::-1].copy()
 
 
 def _guided(network: Denoiser, guidance_scale: float) -> Denoiser:
@@ -107,6 +121,7 @@ class DDIMSampler:
         eta: 0 deterministic; 1 the DDPM posterior variance.
         from_observation: start from the scaled input (denoising) instead of pure noise (generation).
         guidance_scale: classifier-free guidance scale ``w`` (1: none; 0: unconditional).
+        spacing: ``linspace`` (down to step 0) or ``trailing`` (stops short of 0); see :func:`ddim_timesteps`.
     """
 
     num_steps: int = 10
@@ -114,6 +129,7 @@ class DDIMSampler:
     eta: float = 0.0
     from_observation: bool = True
     guidance_scale: float = 1.0
+    spacing: str = "linspace"
 
     def __post_init__(self) -> None:
         if self.num_steps < 1:
@@ -122,12 +138,14 @@ class DDIMSampler:
             raise ValueError(f"eta must lie in [0, 1], got {self.eta}")
         if not (math.isfinite(self.guidance_scale) and self.guidance_scale >= 0):
             raise ValueError(f"guidance_scale must be finite and >= 0, got {self.guidance_scale}")
+        if self.spacing not in SPACINGS:
+            raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {self.spacing!r}")
 
     def timesteps(self, schedule: NoiseSchedule) -> np.ndarray:
         start = schedule.num_train_steps - 1 if self.start_step is None else self.start_step
         if start >= schedule.num_train_steps:
             raise ValueError(f"start_step {start} is beyond the schedule's {schedule.num_train_steps} steps")
-        return ddim_timesteps(start, self.num_steps)
+        return ddim_timesteps(start, self.num_steps, self.spacing)
 
     def nfe(self, schedule: NoiseSchedule) -> int:
         """Network evaluations per item (two per step when guided)."""

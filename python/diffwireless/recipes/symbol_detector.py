@@ -28,10 +28,11 @@ from diffwireless.bench.results import wilson_interval
 from diffwireless.channel import DEFAULT_PROFILE, IDEAL, HardwareProfile, apply_sampled, sample_impairments, simulate
 from diffwireless.constellations import Constellation, exact_awgn_ber, get_constellation
 from diffwireless.denoiser import noise_var_per_dim
-from diffwireless.detector import SNR_SCALE_DB, DiffusionDetector, DNNDetector, euclidean, genie_ml
+from diffwireless.detector import (AUTO_ONE_STEP_DB, AUTO_STEPS, SNR_SCALE_DB, SPACING, DiffusionDetector,
+                                   DNNDetector, euclidean, genie_ml)
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.engine import DenoiseEngine
-from diffwireless.models import DiffusionModel, build_model, save_model
+from diffwireless.models import DiffusionModel, build_model, load_model, save_model
 
 SEED = 0
 ITERATIONS = 6000
@@ -42,6 +43,7 @@ DENOISER = {"item_shape": [2], "hidden": 128, "hidden_layers": 3, "time_dim": 32
 EVAL_SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0)
 RESIDUAL_SNRS_DB = tuple(np.arange(-10.0, 32.5, 2.5))
 DEFAULT_STEPS = 0  # DDIM steps (0: auto) of the block's default, and of the card's residual-variance table
+AUTO_RULE = f"auto ({AUTO_STEPS} {SPACING} DDIM steps below {AUTO_ONE_STEP_DB:g} dB, else 1)"
 
 
 def name_for(constellation: str) -> str:
@@ -135,15 +137,33 @@ def train(out_dir: str | Path, constellation: str, seed: int = SEED, iterations:
                 "training": dict(training, loss="cross-entropy",
                                  final_loss_mean_last_100=float(np.mean(losses[1][-100:]))),
                 "input_convention": diff.card["input_convention"], "reproduce": f"dw-train {name}"}
+    measure(diff, dnn, profile, seed, eval_symbols)
+    save_model(diff, Path(out_dir) / name)
+    save_model(dnn, Path(out_dir) / (name + "_dnn"))
+    return diff, dnn
+
+
+def measure(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile, seed: int = SEED,
+            eval_symbols: int = 100_000) -> None:
+    """Write the measured parts of the diffusion model's card: the residual-variance table its LLRs use and the
+    BER evaluation beside the DNN, Euclidean and genie ML, with the detector's current default steps."""
     engine = DenoiseEngine("cpu").start()
     try:
         diff.card["residual_var"] = residual_table(diff, profile, engine, seed + 1, n=eval_symbols // 5)
         diff.card["evaluation"] = evaluate(diff, dnn, profile, engine, seed + 2, n=eval_symbols)
     finally:
         engine.stop()
-    save_model(diff, Path(out_dir) / name)
-    save_model(dnn, Path(out_dir) / (name + "_dnn"))
-    return diff, dnn
+
+
+def remeasure(models_dir: str | Path, constellation: str, suffix: str = "") -> None:
+    """Measure a saved pair's card again (after a change of the detector's sampling, not of its weights) and
+    save it: what ``train`` would write for the same weights. The seed is the card's training seed."""
+    name = name_for(get_constellation(constellation).name) + suffix
+    diff = load_model(Path(models_dir) / name)
+    dnn = load_model(Path(models_dir) / (name + "_dnn"))
+    profile = AWGN_PROFILE if suffix == "_awgn" else DEFAULT_PROFILE
+    measure(diff, dnn, profile, int(diff.card["training"]["seed"]))
+    save_model(diff, Path(models_dir) / name)
 
 
 def residual_table(model: DiffusionModel, profile: HardwareProfile, engine: DenoiseEngine, seed: int,
@@ -181,7 +201,7 @@ def evaluate(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile
             rows.append({"method": method, "snr_db": snr, "ber": errors / len(sent_bits), "ci_low": lo,
                          "ci_high": hi, "errors": errors, "bits": len(sent_bits)})
         rows.append({"method": "theory (AWGN, no impairment)", "snr_db": snr, "ber": exact_awgn_ber(c, snr)})
-    return {"link": "nominal profile, AWGN", "metric": "BER, Wilson 95% interval", "diffusion_steps": DEFAULT_STEPS or "auto (4 below 10 dB, else 1)",
+    return {"link": "nominal profile, AWGN", "metric": "BER, Wilson 95% interval", "diffusion_steps": DEFAULT_STEPS or AUTO_RULE,
             "seed": seed, "rows": rows}
 
 
