@@ -103,7 +103,7 @@ def test_event_tracker_merges_short_dips_and_reports_bounds():
 
 def test_shipped_model_scores_through_the_engine_and_flags_strong_anomalies(engine):
     det = AnomalyDetector("anomaly_band")
-    assert (det.window, det.n_fft) == (1024, 32)
+    assert (det.window, det.n_fft, det.kurtosis_n_fft) == (1024, 128, 32)
     rng = np.random.default_rng(11)
     normal = scenes.normal_windows(400, rng)
     s_normal = det.scores(normal, engine)

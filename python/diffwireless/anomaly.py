@@ -39,6 +39,9 @@ LOG_FLOOR = 1e-3  # cell power floor (relative to the reference) before the log:
 # of 0.1-1.0 lower the mean AUC by about 0.1 (the posterior mean forgets what makes a normal window itself); at
 # 0.003-0.03 the score equals the autoencoder's.
 DEFAULT_NOISE_VARS = (0.01, 0.03, 0.1)
+# Spectral kurtosis needs many frames per bin: on anomaly_band (0 dB JNR) 32-point frames (32 per window) gave it
+# a chirp AUC of 0.83 against 0.75 at the model's 128 (its cards); the baseline keeps frames of at most this length.
+KURTOSIS_MAX_N_FFT = 32
 PFA_GRID = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
 METHODS = ("ae_ddpm", "ae", "energy", "kurtosis")
 
@@ -85,6 +88,12 @@ def spectral_kurtosis_score(iq: np.ndarray, n_fft: int) -> np.ndarray:
     return np.max(np.abs(sk - 1), axis=1).astype(np.float32)
 
 
+def kurtosis_n_fft(n_fft: int) -> int:
+    """Frame length of the spectral kurtosis baseline for a model of ``n_fft``-point frames (at most
+    :data:`KURTOSIS_MAX_N_FFT`, which divides any power-of-two window at least as long)."""
+    return min(int(n_fft), KURTOSIS_MAX_N_FFT)
+
+
 def roc_auc(normal: np.ndarray, anomalous: np.ndarray) -> float:
     """Area under the ROC curve: the probability that an anomalous window outscores a normal one (ties count
     half), which is the Mann-Whitney U statistic over the number of pairs."""
@@ -112,8 +121,9 @@ def residual_statistics(x: torch.Tensor, reconstruction: torch.Tensor) -> torch.
     - *peak*: the largest residual of each frame, averaged over frames: what moves from bin to bin (a sweep) and
       so averages away in the first.
 
-    (Measured on ``anomaly_band``, mean AUC over anomaly types at 0 / 10 dB JNR: cell-wise mean squared error 0.60 /
-    0.85, persistent 0.69 / 0.91, peak 0.74 / 0.92, the two standardised and added 0.76 / 0.96.)
+    (Measured on ``anomaly_band`` with 128-point frames, AE-DDPM mean AUC over anomaly types at 0 / 10 dB JNR, 3000
+    normal and 1000 anomalous windows per type: cell-wise mean squared error 0.69 / 0.94, persistent 0.78 / 0.97,
+    peak 0.85 / 0.97, the two standardised and added 0.86 / 0.98.)
     """
     r = x - reconstruction
     persistent = (r.mean(dim=2) ** 2).mean(dim=1) + (r.mean(dim=1) ** 2).mean(dim=1)
@@ -201,6 +211,7 @@ class AnomalyDetector:
                              f"'window' and 'n_fft' in its card); got architecture {self.model.arch!r}")
         self.window, self.n_fft = int(card["window"]), int(card["n_fft"])
         self.ref_power = float(card.get("ref_power", 1.0))
+        self.kurtosis_n_fft = kurtosis_n_fft(self.n_fft)
         if num_steps < 1 or not noise_vars or min(noise_vars) <= 0:
             raise ValueError(f"need num_steps >= 1 and positive noise_vars, got {num_steps}, {noise_vars}")
         steps = tuple(sorted({self.model.schedule.step_for_noise_var(v) for v in noise_vars}))
@@ -239,7 +250,7 @@ class AnomalyDetector:
         if method == "energy":
             return energy_score(iq, self.ref_power)
         if method == "kurtosis":
-            return spectral_kurtosis_score(iq, self.n_fft)
+            return spectral_kurtosis_score(iq, self.kurtosis_n_fft)
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
 
     def threshold(self, pfa: float, method: str = "ae_ddpm") -> float:

@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--normal", help="SigMF recording of the band's normal traffic (model 'anomaly')")
     user.add_argument("--name", help="model name (default: anomaly_ + the recording's name)")
     user.add_argument("--window", type=int, default=1024, help="samples per scored window (default 1024)")
-    user.add_argument("--n-fft", type=int, default=32, help="FFT frame length; window / n_fft must be a multiple "
-                                                             "of 4 (default 32)")
+    user.add_argument("--n-fft", type=int, default=128, help="FFT frame length; window / n_fft must be a "
+                                                              "multiple of 4 (default 128, as anomaly_band)")
     user.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
     user.add_argument("--iterations", type=int, default=None,
                       help="training iterations of the autoencoder and of the latent DDPM (default 3000 and 4000)")

@@ -1,8 +1,8 @@
 """AE-DDPM spectrum anomaly models: ``anomaly_band`` (shipped) and models of a user's own recording.
 
 ``anomaly_band``: the synthetic band of :mod:`diffwireless.spectrum_scenes` (QPSK, 16QAM, OFDM and GFSK channels,
-random SNR, carrier offset and Rician fading, unit-power noise), windows of 1024 samples, 32-point frames. Only
-normal traffic is seen in training.
+random SNR, carrier offset and Rician fading, unit-power noise), windows of 1024 samples, 128-point frames (a
+128 x 8 log spectrogram). Only normal traffic is seen in training.
 
 Training, from one seed: (1) the autoencoder on log spectrograms (mean squared error); (2) its latents are
 standardised (per-dimension mean and deviation stored in the model) and a DDPM is trained on them (noise prediction);
@@ -35,7 +35,11 @@ from diffwireless import spectrum_scenes as scenes
 
 NAME = "anomaly_band"
 SEED = 0
-WINDOW, N_FFT = 1024, 32
+# 128-point frames: measured on this band at 0 dB JNR (AE-DDPM mean AUC over anomaly types; 3000 normal windows
+# and 1000 per type; 2000 latent DDPM steps for 64-256), 32 / 64 / 128 / 256 points gave 0.732 / 0.825 / 0.856 /
+# 0.825: finer bins lift a tone, a burst or a noise jammer out of the gaps between channels, while pulses need
+# frames short enough to see them.
+WINDOW, N_FFT = 1024, 128
 CONFIG = {"channels": 64, "latent": 32, "hidden": 128, "hidden_layers": 3, "time_dim": 32}
 TRAIN_WINDOWS, CAL_WINDOWS = 24_000, 8_000
 AE_ITERATIONS, DDPM_ITERATIONS = 3000, 4000
@@ -106,7 +110,7 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
     model.card["calibration"] = {
         "ae_ddpm": calibrate(scores[:, 0]), "ae": calibrate(scores[:, 1]),
         "energy": calibrate(energy_score(cal_iq, ref_power)),
-        "kurtosis": calibrate(spectral_kurtosis_score(cal_iq, n_fft)),
+        "kurtosis": calibrate(spectral_kurtosis_score(cal_iq, det.kurtosis_n_fft)),
     }
     model.card["training"] = {
         "seed": seed, "train_windows": len(data), "calibration_windows": len(cal_iq),
@@ -170,10 +174,10 @@ def evaluate(model: DiffusionModel, seed: int, jnr_db: float = EVAL_JNR_DB, n: i
 def _method_scores(det: AnomalyDetector, iq: np.ndarray, engine: DenoiseEngine) -> dict[str, np.ndarray]:
     s = det.scores(iq, engine)
     return {"ae_ddpm": s[:, 0], "ae": s[:, 1], "energy": energy_score(iq, det.ref_power),
-            "kurtosis": spectral_kurtosis_score(iq, det.n_fft)}
+            "kurtosis": spectral_kurtosis_score(iq, det.kurtosis_n_fft)}
 
 
-def train_recording(normal: str | Path, out_dir: str | Path, name: str, window: int = 1024, n_fft: int = 32,
+def train_recording(normal: str | Path, out_dir: str | Path, name: str, window: int = WINDOW, n_fft: int = N_FFT,
                     seconds: float | None = None, seed: int = SEED, ae_iterations: int = AE_ITERATIONS,
                     ddpm_iterations: int = DDPM_ITERATIONS) -> DiffusionModel:
     """Train a model of the normal traffic in the recording ``normal`` (SigMF); write ``out_dir/name``."""
