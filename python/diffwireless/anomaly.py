@@ -89,8 +89,8 @@ def spectral_kurtosis_score(iq: np.ndarray, n_fft: int) -> np.ndarray:
 
 
 def kurtosis_n_fft(n_fft: int) -> int:
-    """Frame length of the spectral kurtosis baseline for a model of ``n_fft``-point frames (at most
-    :data:`KURTOSIS_MAX_N_FFT`, which divides any power-of-two window at least as long)."""
+    """Frame length of the spectral kurtosis baseline for a model of ``n_fft``-point frames: ``n_fft``, at most
+    :data:`KURTOSIS_MAX_N_FFT` (:func:`spectral_kurtosis_score` uses the window's whole frames)."""
     return min(int(n_fft), KURTOSIS_MAX_N_FFT)
 
 
