@@ -42,6 +42,8 @@ SEED = 0
 WINDOW, N_FFT = 1024, 128
 CONFIG = {"channels": 64, "latent": 32, "hidden": 128, "hidden_layers": 3, "time_dim": 32}
 TRAIN_WINDOWS, CAL_WINDOWS = 24_000, 8_000
+# Autoencoder steps, measured like N_FFT above: 1500 / 3000 / 9000 gave 0.839 / 0.856 / 0.811. Trained longer, the
+# autoencoder learns to reconstruct what it has never seen too, and anomalies leave smaller residuals.
 AE_ITERATIONS, DDPM_ITERATIONS = 3000, 4000
 AE_BATCH, DDPM_BATCH = 256, 1024
 AE_LR, DDPM_LR = 2e-3, 2e-3
