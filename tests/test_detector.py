@@ -130,6 +130,10 @@ def test_bad_models_and_arguments_are_refused():
         DiffusionDetector("detector_16qam").start_step(float("nan"))
     with pytest.raises(ValueError, match="unknown constellation"):
         get_constellation("32apsk")
+    from diffwireless.recipes.symbol_detector import remeasure
+
+    with pytest.raises(ValueError, match="unknown model suffix '_x'"):
+        remeasure("models", "qpsk", "_x")  # refused before anything is loaded or written
 
 
 def test_profile_ranges_and_edges():

@@ -158,11 +158,12 @@ def measure(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile,
 def remeasure(models_dir: str | Path, constellation: str, suffix: str = "") -> None:
     """Measure a saved pair's card again (after a change of the detector's sampling, not of its weights) and
     save it: what ``train`` would write for the same weights. The seed is the card's training seed."""
+    if suffix not in PROFILE_OF_SUFFIX:
+        raise ValueError(f"unknown model suffix {suffix!r}; known: {', '.join(map(repr, PROFILE_OF_SUFFIX))}")
     name = name_for(get_constellation(constellation).name) + suffix
     diff = load_model(Path(models_dir) / name)
     dnn = load_model(Path(models_dir) / (name + "_dnn"))
-    profile = AWGN_PROFILE if suffix == "_awgn" else DEFAULT_PROFILE
-    measure(diff, dnn, profile, int(diff.card["training"]["seed"]))
+    measure(diff, dnn, PROFILE_OF_SUFFIX[suffix], int(diff.card["training"]["seed"]))
     save_model(diff, Path(models_dir) / name)
 
 
@@ -208,6 +209,8 @@ def evaluate(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile
 # Ideal transceivers: the detectors of the AWGN benchmark link (a detector trained for impaired hardware is not
 # the right one for an ideal link, and the theory comparison needs the matched one).
 AWGN_PROFILE = HardwareProfile(nominal=IDEAL, spread=0.0, adc_bits_spread=0, notes="ideal hardware (AWGN only)")
+# The hardware each shipped pair was trained for, by name suffix (the train_* functions below).
+PROFILE_OF_SUFFIX = {"": DEFAULT_PROFILE, "_awgn": AWGN_PROFILE}
 
 
 def train_qpsk(out_dir: str | Path) -> None:
