@@ -18,14 +18,12 @@ Speed: input samples/s through ``vector source -> anomaly_detector -> null sink`
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from gnuradio import gr
 
 from diffwireless import spectrum_scenes as scenes
 from diffwireless.anomaly import METHODS, AnomalyDetector, detection_rate, roc_auc
-from diffwireless.bench.results import BenchRow, headless_pyplot, wilson_interval
+from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, wilson_interval
 from diffwireless.engine import acquire_engine, device_name, release_engine
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
@@ -37,14 +35,6 @@ PD_TARGET = 0.9
 # The issue's range is -15..10 dB; the grid goes on to 30 dB so that the energy detector, which must outshout the
 # normal traffic's power swings, reaches Pd 0.9 somewhere and the JNR gain against it can be measured.
 JNR_RANGE_DB = (-15.0, 30.0)
-
-
-def hanley_mcneil(auc: float, n_neg: int, n_pos: int) -> tuple[float, float]:
-    """95% normal-approximation interval of an AUC (Hanley and McNeil 1982), clipped to [0, 1]."""
-    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
-    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_neg * n_pos)
-    half = 1.959964 * math.sqrt(max(var, 0.0))
-    return max(0.0, auc - half), min(1.0, auc + half)
 
 
 def scores(det: AnomalyDetector, iq: np.ndarray, engine) -> dict[str, np.ndarray]:

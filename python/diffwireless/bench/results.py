@@ -59,6 +59,14 @@ def wilson_interval(errors: int, trials: int, z: float = 1.959964) -> tuple[floa
     return (0.0 if errors == 0 else max(0.0, centre - half)), (1.0 if errors == trials else min(1.0, centre + half))
 
 
+def hanley_mcneil(auc: float, n_neg: int, n_pos: int) -> tuple[float, float]:
+    """95% normal-approximation interval of an AUC (Hanley and McNeil 1982), clipped to [0, 1]."""
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_neg * n_pos)
+    half = 1.959964 * math.sqrt(max(var, 0.0))
+    return max(0.0, auc - half), min(1.0, auc + half)
+
+
 def log_t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
     """Geometric mean of a few positive measurements (rates, ratios) and its Student-t interval, taken on the
     logarithm, since their spread is multiplicative (a host that runs 20% slower scales every rate measured in it).
