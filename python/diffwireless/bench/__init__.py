@@ -4,7 +4,8 @@ Each task is a function ``run(quick: bool) -> list[BenchRow]`` (plus an optional
 in :data:`TASKS` by ``"module:function"`` so that running one task imports only what it needs.
 """
 
-from diffwireless.bench.results import BenchRow, headless_pyplot, log_t_interval, wilson_interval, write_results
+from diffwireless.bench.results import (BenchRow, hanley_mcneil, headless_pyplot, log_t_interval, wilson_interval,
+                                        write_results)
 
 # task name -> "module:function"; filled by the capability issues as their benchmarks land.
 TASKS: dict[str, str] = {
@@ -13,7 +14,10 @@ TASKS: dict[str, str] = {
     "detector": "gnuradio.diffwireless.bench_detector:run",
     "chanest": "gnuradio.diffwireless.bench_chanest:run",
     "anomaly": "gnuradio.diffwireless.bench_anomaly:run",
+    "anomaly_reference": "diffwireless.anomaly_reference:run",
     "augment": "gnuradio.diffwireless.bench_augment:run",
+    "augment_ceiling": "gnuradio.diffwireless.bench_augment_ceiling:run",
 }
 
-__all__ = ["BenchRow", "TASKS", "headless_pyplot", "log_t_interval", "wilson_interval", "write_results"]
+__all__ = ["BenchRow", "TASKS", "hanley_mcneil", "headless_pyplot", "log_t_interval", "wilson_interval",
+           "write_results"]
