@@ -11,7 +11,7 @@ frames (the AE-DDPM model's view) and the 1024-point log periodogram (tones and 
 classifies normal against each anomaly type; a window's score is its probability of not being normal.
 
 ``dw-bench anomaly_reference`` trains it at 0 dB JNR and scores fresh windows beside the shipped AE-DDPM model
-(about 20 minutes on a 2-core CPU; ``--quick`` a few).
+(about 6 minutes on a 2-core CPU; ``--quick`` a few).
 """
 
 from __future__ import annotations
