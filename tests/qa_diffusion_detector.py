@@ -111,6 +111,14 @@ def test_bundled_capture_is_what_dw_detect_records(tmp_path):
     assert np.abs(again.read(0, again.num_samples) - shipped.read(0, shipped.num_samples)).max() < 1e-6
 
 
+def test_record_holds_exactly_the_symbols_asked_for(tmp_path):
+    from diffwireless import SigMFRecording
+
+    # 1001 fills no SIMD alignment: GNU Radio's distortion_3_gen alone would end the stream early (1000 or 992).
+    record(str(tmp_path / "odd"), "qpsk", 12.0, 1001, 3)
+    assert SigMFRecording(tmp_path / "odd").num_samples == 1001
+
+
 def test_dw_detect_replays_the_bundled_capture_losslessly_and_beats_euclidean(tmp_path):
     out = tmp_path / "detect.json"
     proc = subprocess.run([sys.executable, "-m", "gnuradio.diffwireless.detect_app", "--json", str(out)],

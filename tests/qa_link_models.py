@@ -102,8 +102,11 @@ def test_distortions_are_gnuradio_distortion_gens():
     x = _qam_samples(5000, 5)
     np.testing.assert_allclose(run_chain(x, channels.distortion_2_gen(0.03)),
                                Impairments(distortion2_beta=0.03).distort(x), atol=2e-6)
-    np.testing.assert_allclose(run_chain(x, channels.distortion_3_gen(-0.05)),
-                               Impairments(distortion3_beta=-0.05).distort(x), atol=2e-6)
+    # distortion_3_gen drops the stream's last samples that do not fill the host's SIMD alignment (5000 -> 4992
+    # on an AVX-512 machine; dw-detect --record pads for it), so it gets 64 more and the first 5000 are compared.
+    gr_out = run_chain(np.concatenate([x, x[:64]]), channels.distortion_3_gen(-0.05))
+    assert len(gr_out) >= len(x)
+    np.testing.assert_allclose(gr_out[:len(x)], Impairments(distortion3_beta=-0.05).distort(x), atol=2e-6)
 
 
 def connect_adc(tb: gr.top_block, upstream, bits: int, sink) -> None:

@@ -39,6 +39,7 @@ from gnuradio.diffwireless.sigmf_sink import sigmf_sink
 from gnuradio.diffwireless.sigmf_source import sigmf_source
 
 DEMO_CAPTURE = "demo_16qam_impaired"
+TAIL_PAD = 64  # symbols sent after the recorded ones, see record()
 META_KEY = "diffwireless:link"
 
 
@@ -73,11 +74,15 @@ def record(out: str, constellation: str, snr_db: float, n: int, seed: int, overw
     imp = DEFAULT_PROFILE.nominal
     idx = sent_indices(c.order, n, seed)
     tb = gr.top_block("dw_detect_record")
-    src = blocks.vector_source_b(idx.astype(np.uint8).tolist())
+    # Stock distortion_3_gen and phase_noise_gen (GNU Radio 3.10.5) drop the last samples of a finite stream that
+    # do not fill the host's SIMD alignment (up to 15 on an AVX-512 machine): send TAIL_PAD more symbols and cut
+    # the recording at exactly n.
+    src = blocks.vector_source_b(np.concatenate([idx, np.zeros(TAIL_PAD, idx.dtype)]).astype(np.uint8).tolist())
     enc = digital.constellation_encoder_bc(gr_constellation(c))
     unit = blocks.multiply_const_cc(1.0 / c.gr_scale)
     tb.connect(src, enc, unit)
-    received = connect_link(tb, unit, imp, snr_db, seed + 1)
+    received = blocks.head(gr.sizeof_gr_complex, n)
+    tb.connect(connect_link(tb, unit, imp, snr_db, seed + 1), received)
     desc = (f"{c.name} at 1 sample/symbol through the example flowgraph's impaired link at Es/N0 {snr_db:g} dB; "
             f"made by dw-detect --record")
     sink = sigmf_sink(out, sample_rate=1.0, description=desc, overwrite=overwrite)
