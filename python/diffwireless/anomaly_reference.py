@@ -25,6 +25,7 @@ from torch import nn
 from diffwireless import spectrum_scenes as scenes
 from diffwireless.anomaly import log_spectrogram, roc_auc
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot
+from diffwireless.diffusion.training import optimizer_step
 
 VIEW_N_FFT = (16, 128)  # frame lengths of the two spectrogram views; the third view is one frame of the window
 SEED = 0
@@ -106,11 +107,7 @@ def train_reference(jnr_db: float, kinds: tuple[str, ...] = scenes.ANOMALIES, n_
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
     for _ in range(steps):
         idx = torch.randint(0, len(y), (batch,), generator=gen)
-        loss = nn.functional.cross_entropy(net(*[v[idx] for v in x]), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        optimizer_step(opt, sched, nn.functional.cross_entropy(net(*[v[idx] for v in x]), y[idx]))
     return net.eval()
 
 
@@ -136,7 +133,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     """``dw-bench anomaly_reference``: the reference's ROC AUC per anomaly type at 0 dB JNR (the issue's target
     point), beside the shipped AE-DDPM model and its autoencoder alone on the same test windows."""
     from diffwireless.anomaly import AnomalyDetector
-    from diffwireless.engine import DenoiseEngine
+    from diffwireless.engine import acquire_engine, device_name, release_engine
 
     n_per_type, steps, n_normal, n_anom = (1000, 800, 1000, 300) if quick else (4000, 3000, 4000, 1000)
     t0 = time.perf_counter()
@@ -144,7 +141,9 @@ def run(quick: bool = False) -> list[BenchRow]:
     train_s = time.perf_counter() - t0
     det = AnomalyDetector(BENCH_MODEL)
     rng = np.random.default_rng(SEED + 1)
-    engine = DenoiseEngine("cpu", seed=SEED + 1).start()
+    engine = acquire_engine("auto", seed=SEED + 1)
+    device = {"supervised_reference": "cpu", "ae_ddpm": device_name(engine.device)}
+    device["ae"] = device["ae_ddpm"]
     rows: list[BenchRow] = []
     aucs: dict[str, list[float]] = {}
     try:
@@ -160,21 +159,22 @@ def run(quick: bool = False) -> list[BenchRow]:
                 extra = {"anomaly": kind, "jnr_db": BENCH_JNR_DB, "normal_windows": n_normal,
                          "anomalous_windows": n_anom}
                 rows.append(BenchRow(method, f"{kind} jnr_db={BENCH_JNR_DB:g}", "auc", auc,
-                                     *hanley_mcneil(auc, n_normal, n_anom), nfe=nfe, extra=extra))
+                                     *hanley_mcneil(auc, n_normal, n_anom), nfe=nfe, device=device[method],
+                                     extra=extra))
     finally:
-        engine.stop()
+        release_engine(engine)
     trained = {"supervised_reference": {"windows_per_type": n_per_type, "steps": steps,
                                         "seconds_on_cpu": round(train_s)}}
     for method, values in aucs.items():
         rows.append(BenchRow(method, f"mean over anomaly types, jnr_db={BENCH_JNR_DB:g}", "mean_auc",
-                             float(np.mean(values)), min(values), max(values),
+                             float(np.mean(values)), min(values), max(values), device=device[method],
                              extra={"interval": "min..max over types", "model": trained.get(method, BENCH_MODEL)}))
     return rows
 
 
 def _model_scores(det, iq: np.ndarray, engine) -> dict[str, np.ndarray]:
-    s = det.scores(iq, engine)
-    return {"ae_ddpm": s[:, 0], "ae": s[:, 1]}
+    out = det.scores(iq, engine)
+    return {m: det.method_scores(m, iq, out) for m in ("ae_ddpm", "ae")}
 
 
 def plot(rows: list[BenchRow], path) -> None:

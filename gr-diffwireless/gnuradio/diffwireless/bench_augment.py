@@ -108,7 +108,7 @@ def classifier_speed(frames: int, device: str) -> BenchRow:
                                           "interval": "min..max of 3 runs"})
 
 
-def _spread(values: list[float], hits: int | None = None, n: int | None = None) -> tuple[float, float, float]:
+def seed_spread(values: list[float], hits: int | None = None, n: int | None = None) -> tuple[float, float, float]:
     """Mean and interval: min..max over seeds, or the Wilson interval when there is one seed."""
     mean = float(np.mean(values))
     if len(values) == 1 and n:
@@ -136,12 +136,12 @@ def run(quick: bool = False) -> list[BenchRow]:
             m = test.snr_db == snr
             accs = [float(r[regime][m].mean()) for r in results]
             hits = int(results[0][regime][m].sum())
-            rows.append(BenchRow(regime, f"snr_db={snr:g}", "accuracy", *_spread(accs, hits, int(m.sum())),
+            rows.append(BenchRow(regime, f"snr_db={snr:g}", "accuracy", *seed_spread(accs, hits, int(m.sum())),
                                  device="cpu", extra={"snr_db": snr, "test_frames": int(m.sum()), "seeds": seeds,
                                                       "per_seed": accs, "generator_nfe": nfe}))
         means[regime] = [float(r[regime][high].mean()) for r in results]
         rows.append(BenchRow(regime, "mean over snr_db >= 0", "accuracy",
-                             *_spread(means[regime], int(results[0][regime][high].sum()), int(high.sum())),
+                             *seed_spread(means[regime], int(results[0][regime][high].sum()), int(high.sum())),
                              device="cpu", extra={"seeds": seeds, "per_seed": means[regime], "generator_nfe": nfe}))
     for a, b in (("small+diffusion", "small"), ("small+diffusion", "small+classical"),
                  ("small+diffusion+classical", "small+classical")):

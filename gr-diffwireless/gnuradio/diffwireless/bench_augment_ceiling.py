@@ -2,9 +2,10 @@
 
 A diffusion augmenter can at best draw frames from the distribution the real frames come from. This benchmark
 replaces it by that distribution itself: fresh frames of ``dw-dataset``'s synthesis (seed 5, independent of the
-full training set and the test set of ``dw-bench augment``), unfiltered, ``N`` per class, as many at each SNR of the grid
-(the small set is drawn from the same grid), added to the small set. The classifier recipe, small sets,
-test set and seeds are those of ``dw-bench augment``, so its regimes can be read against these.
+full training set and the test set of ``dw-bench augment``), unfiltered, ``N`` per class drawn at random from a pool
+with as many at each SNR of the grid (the small set is drawn from the same grid), added to the small set. The
+classifier recipe, small sets, test set and seeds are those of ``dw-bench augment``, so its regimes can be read
+against these.
 
 Regimes (each a fresh ``iq_resnet1d``, the same recipe and seed):
 
@@ -27,7 +28,7 @@ from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import CLASSES, ModulationDataset
 from diffwireless.recipes.modulation_classifier import fit_classifier
 
-from gnuradio.diffwireless.bench_augment import (SMALL_PER_CLASS, SNRS_DB, _spread, correct, settings,
+from gnuradio.diffwireless.bench_augment import (SMALL_PER_CLASS, SNRS_DB, correct, seed_spread, settings,
                                                  small_subset)
 from gnuradio.diffwireless.modulation_sources import synthesize
 
@@ -70,7 +71,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     seeds = list(cfg["seeds"])
     means = {r: [float(h.mean()) for h in hits[r]] for r in hits}
     rows = [BenchRow(r, "mean over snr_db >= 0", "accuracy",
-                     *_spread(means[r], int(hits[r][0].sum()), int(high.sum())), device=device,
+                     *seed_spread(means[r], int(hits[r][0].sum()), int(high.sum())), device=device,
                      extra={"seeds": seeds, "per_seed": means[r], "test_frames": int(high.sum())})
             for r in hits]
     for per_class in counts:
