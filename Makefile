@@ -1,5 +1,5 @@
-# gr-diffwireless: two set-up-free commands, `make demo` and `make test`, on a fresh Debian 12 machine.
-# Both install what they need (Debian's GNU Radio 3.10, a venv at .venv that sees it, the Python deps) and are
+# gr-diffwireless: set-up-free commands, `make demo`, `make test` and `make grc`, on a fresh Debian 12 machine.
+# Each installs what it needs (Debian's GNU Radio 3.10, a venv at .venv that sees it, the Python deps) and are
 # idempotent: a second run only checks and goes straight to work.
 
 SHELL := /bin/bash
@@ -9,6 +9,11 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 APT_PACKAGES := gnuradio gnuradio-dev python3-soapysdr soapysdr-tools python3-matplotlib python3-pyqt5 cmake
+# GRC's window (Debian's gnuradio recommends, without requiring, GTK's introspection data); Xvfb for the tests and
+# the docs' pictures of GRC.
+GRC_APT_PACKAGES := gir1.2-gtk-3.0 xvfb xauth
+# The flowgraph `make grc` opens (any of apps/*.grc): GRC_FLOWGRAPHS=apps/detector_qt.grc make grc
+GRC_FLOWGRAPHS ?= apps/anomaly_qt.grc
 # A local CPU wheel of torch is used where the machine has one; elsewhere pip takes it from PyPI.
 TORCH_SPEC ?= torch==2.13.0
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
@@ -18,13 +23,19 @@ WIFI_CAPTURES := $(wildcard ../shared/captures/wifi-ofdm/*.sigmf-meta)
 # The developers' ISM-band recordings (without them dw-anomaly synthesizes an ISM-like recording).
 ISM_CAPTURES := $(wildcard ../shared/captures/ism-433/*.sigmf-meta)
 
-.PHONY: setup apt demo test bench models recording clean
+.PHONY: setup apt grc-apt demo test grc screenshots bench models recording clean
 
 setup: apt $(VENV)/.installed
 
 # Installs only the Debian packages that are missing.
 apt:
-	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
+
+grc-apt:
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(GRC_APT_PACKAGES)"
+
+apt-install:
+	@missing=$$(for p in $(PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "apt-get install:" $$missing; \
 		$(SUDO) apt-get update -q && \
@@ -38,8 +49,6 @@ $(VENV)/.installed: pyproject.toml Makefile | apt
 	@$(SYSTEM_PYTHON) -c "import numpy, scipy; print(f'numpy=={numpy.__version__}\nscipy=={scipy.__version__}')" \
 		> $(VENV)/constraints.txt
 	$(PIP) install -q --disable-pip-version-check -c $(VENV)/constraints.txt $(FIND_LINKS) "$(TORCH_SPEC)" -e '.[test]'
-	@# The GNU Radio layer from the source tree: gnuradio/__init__.py extends its path over sys.path entries.
-	@echo "$(CURDIR)/gr-diffwireless" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/gr_diffwireless_dev.pth"
 	@$(PY) -c "import numpy; assert numpy.__version__.startswith('1.'), 'numpy ' + numpy.__version__ + ' breaks GNU Radio'; from gnuradio import gr, diffwireless; print('venv ready: GNU Radio', gr.version(), '+ gr-diffwireless', diffwireless.__version__)"
 	@touch $@
 
@@ -51,8 +60,17 @@ demo: setup
 	$(VENV)/bin/dw-wifi $(WIFI_CAPTURES) --add-snr-db 20 10 --json demo-out/wifi.json
 	$(VENV)/bin/dw-anomaly $(ISM_CAPTURES) --json demo-out/anomaly.json
 
-test: setup
+test: setup grc-apt
+	$(VENV)/bin/ruff check .
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# GNU Radio Companion with the blocks found and run by the venv's interpreter (where torch is).
+grc: setup grc-apt
+	$(VENV)/bin/dw-grc $(GRC_FLOWGRAPHS)
+
+# The pictures in docs/ that show GRC (under a virtual display).
+screenshots: setup grc-apt
+	xvfb-run -a -s "-screen 0 1400x900x24" $(VENV)/bin/dw-grc --screenshot docs/grc.png apps/anomaly_qt.grc
 
 bench: setup
 	$(VENV)/bin/dw-bench all --out $(OUT)

@@ -59,7 +59,7 @@ def test_lossless_exact_and_tags_on_their_samples(model_path):
     n = 20_011  # not a multiple of the window: the end-of-stream tag flushes the last, padded window
     x = random_iq(n, seed=1)
     in_tags = [tag(k, "mark", k) for k in (0, 1, 15, 16, 17, 9_999, n - 1)]
-    den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=4, device="cpu")
+    den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=4, engine="cpu")
     sink = blocks.vector_sink_c()
     tb = gr.top_block()
     tb.connect(source(x, in_tags), den, sink)
@@ -75,7 +75,7 @@ def test_lossless_exact_and_tags_on_their_samples(model_path):
 def test_snr_tag_changes_the_start_step_from_its_window(model_path):
     x = random_iq(4 * WINDOW * 100, seed=2)
     cut = 2 * WINDOW * 100 + 3  # inside a window: the change applies from that window on
-    den = diffwireless.diffusion_denoiser(model_path, snr_db=20.0, num_steps=3, device="cpu")
+    den = diffwireless.diffusion_denoiser(model_path, snr_db=20.0, num_steps=3, engine="cpu")
     sink = blocks.vector_sink_c()
     tb = gr.top_block()
     tb.connect(source(x, [tag(cut, "snr_db", 0.0)]), den, sink)
@@ -93,8 +93,8 @@ def test_eight_blocks_share_one_engine_in_order_with_tags(model_path):
     for i in range(8):
         x = random_iq(8_000 + 37 * i, seed=10 + i)
         marks = [tag(k, "mark", k) for k in range(i, len(x), 1_001)]
-        den = diffwireless.diffusion_denoiser(model_path, snr_db=8.0, num_steps=2, device="cpu",
-                                              max_in_flight=64, max_wait_ms=20.0)
+        den = diffwireless.diffusion_denoiser(model_path, snr_db=8.0, num_steps=2, max_in_flight=64,
+                                              engine=diffwireless.engine_options("cpu", max_wait_ms=20.0))
         sink = blocks.vector_sink_c()
         tb.connect(source(x, marks), den, sink)
         chains.append((x, den, sink, [k for k in range(i, len(x), 1_001)]))
@@ -127,8 +127,8 @@ def test_block_policy_loses_nothing_on_a_long_replay(model_path, make_recording)
     n = 400_000
     meta = make_recording("long", random_iq(n, seed=3), datatype="ci16_le")
     # A small in-flight limit and a small engine queue force backpressure all the way to the source.
-    den = diffwireless.diffusion_denoiser(model_path, snr_db=25.0, num_steps=1, device="cpu", policy="block",
-                                          max_in_flight=32, max_batch=64)
+    den = diffwireless.diffusion_denoiser(model_path, snr_db=25.0, num_steps=1, max_in_flight=32,
+                                          engine=diffwireless.engine_options("cpu", max_batch=64))
     count = blocks.vector_sink_c()
     tb = gr.top_block()
     src = diffwireless.sigmf_source(str(meta))
@@ -164,8 +164,9 @@ def test_drop_policy_counts_and_tags_what_it_drops(model_path):
     n = 200_000
     x = random_iq(n, seed=4)
     marks = [tag(k, "mark", k) for k in range(0, n, 5_000)]
-    den = patched(diffwireless.diffusion_denoiser(model_path, snr_db=10.0, num_steps=1, device="cpu", policy="drop",
-                                                  max_in_flight=64, max_batch=64), delay_s=0.01)
+    den = patched(diffwireless.diffusion_denoiser(model_path, snr_db=10.0, num_steps=1, max_in_flight=64,
+                                                  engine=diffwireless.engine_options("cpu", max_batch=64,
+                                                                                     policy="drop")), delay_s=0.01)
     sink = blocks.vector_sink_c()
     tb = gr.top_block()
     tb.connect(source(x, marks), den, sink)
@@ -180,7 +181,7 @@ def test_drop_policy_counts_and_tags_what_it_drops(model_path):
 
 
 def test_a_failing_job_ends_the_flowgraph_with_its_message(model_path):
-    den = patched(diffwireless.diffusion_denoiser(model_path, device="cpu"), fail="injected fault 42")
+    den = patched(diffwireless.diffusion_denoiser(model_path, engine="cpu"), fail="injected fault 42")
     src = blocks.vector_source_c(random_iq(1_000).tolist(), True)  # endless: only the error can end it
     tb = gr.top_block()
     tb.connect(src, den, blocks.null_sink(gr.sizeof_gr_complex))
@@ -192,7 +193,7 @@ def test_a_failing_job_ends_the_flowgraph_with_its_message(model_path):
 def test_nan_input_ends_the_flowgraph_naming_the_sample(model_path):
     x = random_iq(5_000, seed=5)
     x[1234] = np.nan
-    den = diffwireless.diffusion_denoiser(model_path, device="cpu")
+    den = diffwireless.diffusion_denoiser(model_path, engine="cpu")
     sink = blocks.vector_sink_c()
     tb = gr.top_block()
     tb.connect(source(x), den, sink)
@@ -201,7 +202,7 @@ def test_nan_input_ends_the_flowgraph_naming_the_sample(model_path):
 
 
 def test_stop_with_work_in_flight_returns_and_joins_the_engine(model_path):
-    den = patched(diffwireless.diffusion_denoiser(model_path, snr_db=-5.0, num_steps=50, device="cpu"),
+    den = patched(diffwireless.diffusion_denoiser(model_path, snr_db=-5.0, num_steps=50, engine="cpu"),
                   delay_s=0.05)
     src = blocks.vector_source_c(random_iq(10_000).tolist(), True)
     tb = gr.top_block()
@@ -219,7 +220,7 @@ def test_stop_with_work_in_flight_returns_and_joins_the_engine(model_path):
 
 def test_stats_messages(model_path):
     x = random_iq(30_000, seed=6)
-    den = diffwireless.diffusion_denoiser(model_path, device="cpu", stats_interval_s=0.0)
+    den = diffwireless.diffusion_denoiser(model_path, engine="cpu", stats_interval_s=0.0)
     debug = blocks.message_debug()
     tb = gr.top_block()
     tb.connect(source(x), den, blocks.null_sink(gr.sizeof_gr_complex))
@@ -239,20 +240,21 @@ def test_construction_errors(model_path, tmp_path):
     with pytest.raises(ModelError, match="pickle"):
         diffwireless.diffusion_denoiser(str(tmp_path / "model.pt"))
     with pytest.raises(EngineError, match="unknown device"):
-        diffwireless.diffusion_denoiser(model_path, device="gpu0")
-    with pytest.raises(ValueError, match="policy"):
-        diffwireless.diffusion_denoiser(model_path, policy="lossy")
+        diffwireless.diffusion_denoiser(model_path, engine="gpu0")
+    with pytest.raises(EngineError, match="policy"):
+        diffwireless.diffusion_denoiser(model_path, engine=diffwireless.engine_options(policy="lossy"))
     with pytest.raises(ValueError, match="snr_db"):
         diffwireless.diffusion_denoiser(model_path, snr_db=float("nan"))
-    with pytest.raises(ValueError, match="precision"):
-        diffwireless.diffusion_denoiser(model_path, precision="int8")
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
-        diffwireless.diffusion_denoiser(model_path, device="cpu", precision="fp16")
+    with pytest.raises(EngineError, match="precision"):
+        diffwireless.diffusion_denoiser(model_path, engine=diffwireless.engine_options(precision="int8"))
+    with pytest.raises(EngineError, match="fp16 needs a CUDA device"):
+        diffwireless.diffusion_denoiser(model_path, engine=diffwireless.engine_options("cpu", precision="fp16"))
 
 
 def test_bf16_autocast_runs_and_stays_close_to_fp32(model_path):
     x = random_iq(4_000, seed=9)
-    den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=2, device="cpu", precision="bf16")
+    den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=2,
+                                          engine=diffwireless.engine_options("cpu", precision="bf16"))
     sink = blocks.vector_sink_c()
     tb = gr.top_block()
     tb.connect(source(x), den, sink)
@@ -275,7 +277,7 @@ def test_input_is_read_before_it_is_consumed(model_path):
         src = source(x)
         noise = analog.noise_source_c(analog.GR_GAUSSIAN, 0.3, 5)
         add = blocks.add_vcc(1)
-        den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=1, device="cpu")
+        den = diffwireless.diffusion_denoiser(model_path, snr_db=5.0, num_steps=1, engine="cpu")
         noisy, out = blocks.vector_sink_c(), blocks.vector_sink_c()
         tb = gr.top_block()
         tb.connect(src, (add, 0))

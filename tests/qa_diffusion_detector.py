@@ -18,7 +18,7 @@ from diffwireless.engine import DenoiseEngine
 from diffwireless.paths import bundled_recording
 
 from gnuradio.diffwireless import diffusion_detector
-from gnuradio.diffwireless.detect_app import DEMO_CAPTURE, record
+from gnuradio.diffwireless.apps.detect import DEMO_CAPTURE, record
 
 C16 = get_constellation("16qam")
 
@@ -30,7 +30,7 @@ def received(n: int, snr_db: float = 14.0, seed: int = 1) -> np.ndarray:
 def run_block(y: np.ndarray, tags=(), **kwargs):
     tb = gr.top_block()
     src = blocks.vector_source_c(y.astype(np.complex64).tolist(), tags=list(tags))
-    blk = diffusion_detector("16qam", device="cpu", **kwargs)
+    blk = diffusion_detector("16qam", engine="cpu", **kwargs)
     out = kwargs.get("output", "bits")
     snk = {"bits": blocks.vector_sink_b, "indices": blocks.vector_sink_b, "llrs": blocks.vector_sink_f,
            "symbols": blocks.vector_sink_c}[out]()
@@ -121,7 +121,7 @@ def test_record_holds_exactly_the_symbols_asked_for(tmp_path):
 
 def test_dw_detect_replays_the_bundled_capture_losslessly_and_beats_euclidean(tmp_path):
     out = tmp_path / "detect.json"
-    proc = subprocess.run([sys.executable, "-m", "gnuradio.diffwireless.detect_app", "--json", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "gnuradio.diffwireless.apps.detect", "--json", str(out)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(out.read_text())
@@ -133,13 +133,13 @@ def test_dw_detect_replays_the_bundled_capture_losslessly_and_beats_euclidean(tm
 
 
 def test_dw_detect_refuses_a_recording_that_is_not_a_detector_capture():
-    proc = subprocess.run([sys.executable, "-m", "gnuradio.diffwireless.detect_app", bundled_recording()],
+    proc = subprocess.run([sys.executable, "-m", "gnuradio.diffwireless.apps.detect", bundled_recording()],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "not a detector capture" in proc.stderr
 
 
 def test_bench_rows_of_one_point_and_the_crossing_interpolation():
-    from gnuradio.diffwireless import bench_detector as bench
+    from gnuradio.diffwireless.bench import detector as bench
 
     engine = DenoiseEngine("cpu").start()
     try:

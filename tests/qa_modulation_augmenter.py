@@ -124,7 +124,7 @@ def _run_source(blk, n_items=None):
 
 def test_block_cycles_the_classes_with_label_and_snr_tags():
     blk = diffwireless.modulation_augmenter("modaug_unet", label="all", snr_db=12.0, n_frames=13, job_frames=5,
-                                            device="cpu")
+                                            engine="cpu")
     out, tags = _run_source(blk)
     assert len(out) == 13 * 1024 and np.isfinite(out).all()  # exactly n_frames whole frames
     labels = [(t.offset, pmt.symbol_to_string(t.value)) for t in tags if pmt.symbol_to_string(t.key) == "label"]
@@ -136,7 +136,7 @@ def test_block_cycles_the_classes_with_label_and_snr_tags():
 
 def test_block_filter_and_settings():
     blk = diffwireless.modulation_augmenter("modaug_unet", label="ofdm", snr_db=20.0, classifier="modclass_resnet",
-                                            min_confidence=0.5, n_frames=4, job_frames=4, device="cpu")
+                                            min_confidence=0.5, n_frames=4, job_frames=4, engine="cpu")
     out, tags = _run_source(blk)
     assert len(out) == 4 * 1024 and blk.frames_out == 4 and blk.generated == 4 + blk.rejected
     e = DenoiseEngine("cpu").start()
@@ -161,7 +161,7 @@ def test_block_filter_and_settings():
 
 
 def test_block_stops_promptly_when_endless():
-    blk = diffwireless.modulation_augmenter("modaug_unet", label="qpsk", n_frames=0, job_frames=2, device="cpu")
+    blk = diffwireless.modulation_augmenter("modaug_unet", label="qpsk", n_frames=0, job_frames=2, engine="cpu")
     out, _ = _run_source(blk, n_items=3 * 1024)
     assert len(out) == 3 * 1024 and blk.engine is None  # head ended the flowgraph; stop() released the engine
 

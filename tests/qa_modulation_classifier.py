@@ -12,7 +12,7 @@ from diffwireless.classifier import ModulationClassifier, frame_items
 from diffwireless.engine import DenoiseEngine
 from diffwireless.errors import ModelError
 from diffwireless.modulation_data import CLASSES
-from gnuradio.diffwireless.modulation_sources import synthesize
+from gnuradio.diffwireless.recipes.modulation_sources import synthesize
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_shipped_classifier_labels_clean_frames(frames):
 def test_block_outputs_one_class_per_frame_with_tags_and_messages(frames):
     x = frames.frames.ravel()
     tb = gr.top_block()
-    blk = diffwireless.modulation_classifier("modclass_resnet", min_confidence=0.0, device="cpu")
+    blk = diffwireless.modulation_classifier("modclass_resnet", min_confidence=0.0, engine="cpu")
     snk = blocks.vector_sink_i()
     dbg = blocks.message_debug()
     eos = gr.tag_utils.python_to_tag((len(x) - 1, pmt.intern("dw_eos"), pmt.from_long(len(x)), pmt.intern("qa")))
@@ -73,7 +73,7 @@ def test_block_outputs_one_class_per_frame_with_tags_and_messages(frames):
 def test_confidence_gate_and_bad_arguments(frames):
     x = frames.frames[:16].ravel()
     tb = gr.top_block()
-    blk = diffwireless.modulation_classifier("modclass_resnet", min_confidence=0.9, device="cpu")
+    blk = diffwireless.modulation_classifier("modclass_resnet", min_confidence=0.9, engine="cpu")
     snk = blocks.vector_sink_i()
     tb.connect(blocks.vector_source_c(x.tolist()), blk, snk)
     tb.run()

@@ -128,7 +128,7 @@ def test_wrong_models_and_windows_are_refused():
 
 
 def test_dw_train_anomaly_on_a_recording(make_recording, tmp_path):
-    from diffwireless.training import main
+    from gnuradio.diffwireless.apps.train import main
 
     rng = np.random.default_rng(6)
     iq = (scenes.awgn(1, 1024 * 48, rng)[0] * 0.1).astype(np.complex64)
@@ -143,7 +143,7 @@ def test_dw_train_anomaly_on_a_recording(make_recording, tmp_path):
 
 
 def test_dw_anomaly_finds_the_synthesized_bursts(tmp_path):
-    from gnuradio.diffwireless.anomaly_app import main
+    from gnuradio.diffwireless.apps.anomaly import main
 
     assert main(["--iterations", "200", "--json", str(tmp_path / "a.json")]) == 0
     report = json.loads((tmp_path / "a.json").read_text())
@@ -157,7 +157,7 @@ def test_dw_anomaly_finds_the_synthesized_bursts(tmp_path):
 def test_dw_anomaly_on_a_real_ism_recording(tmp_path):
     if not SHARED_CAPTURES.is_dir():
         pytest.skip("../shared/captures is absent")
-    from gnuradio.diffwireless.anomaly_app import main
+    from gnuradio.diffwireless.apps.anomaly import main
 
     meta = SHARED_CAPTURES / "ism-433" / "danfoss_dfile001.sigmf-meta"
     assert main([str(meta), "--iterations", "200", "--json", str(tmp_path / "a.json")]) == 0

@@ -49,7 +49,7 @@ def test_sparse_model_is_not_gaussian():
         assert (abs(ratio - 1) < 0.1) if gaussian else (ratio > 1.5), (model, ratio)
 
 
-def test_closed_form_lmmse_of_the_sanity_case_matches_the_issue():
+def test_closed_form_lmmse_of_the_sanity_case_matches_its_stated_numbers():
     grid = OFDMGrid(n_fft=64, carriers=tuple(range(-32, 32)), n_symbols=1)
     r, _ = ExpCorrelated(0.9).covariance(grid)
     mask = np.ones(grid.shape, dtype=bool)
@@ -124,7 +124,7 @@ def test_estimator_refuses_a_model_of_another_grid():
 
 
 def test_shipped_sanity_prior_is_within_0_3_db_of_closed_form_lmmse(engine):
-    """The issue's sanity test: y = h + n, exponentially correlated Rayleigh (rho 0.9, N 64)."""
+    """The sanity test: y = h + n, exponentially correlated Rayleigh (rho 0.9, N 64)."""
     grid = OFDMGrid(n_fft=64, carriers=tuple(range(-32, 32)), n_symbols=1)
     mask = np.ones(grid.shape, dtype=bool)
     r, _ = ExpCorrelated(0.9).covariance(grid)

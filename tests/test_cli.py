@@ -20,7 +20,8 @@ def test_dw_replay_prints_a_lossless_summary_and_writes_plot_and_json(tmp_path):
     assert "120000 samples out of 120000 in (lossless)" in proc.stdout
     assert "annotation at sample 20000 (+1): burst" in proc.stdout
     report = json.loads((tmp_path / "s.json").read_text())
-    assert report["num_samples"] == 120000 and report["tags"] == {"annotation": 6, "dw_eos": 1, "rx_freq": 1, "rx_rate": 1}
+    assert report["num_samples"] == 120000
+    assert report["tags"] == {"annotation": 6, "dw_eos": 1, "rx_freq": 1, "rx_rate": 1}
     # Bursts at full scale 0.25 x RRC QPSK, 50% duty cycle: mean power well below 0 dBFS, nothing clipped.
     assert -15 < report["mean_power_dbfs"] < -5 and report["clipped_fraction"] == 0
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"

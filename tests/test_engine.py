@@ -13,6 +13,7 @@ import torch
 from diffwireless.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
 from diffwireless.engine import (
     DenoiseEngine,
+    EngineOptions,
     Job,
     acquire_engine,
     release_engine,
@@ -94,6 +95,9 @@ def test_jobs_with_different_samplers_or_models_are_not_merged(engine):
         for (m, s), f in zip(specs, futs):
             np.testing.assert_allclose(f.result(timeout=30), s.run(m.network, m.schedule, torch.from_numpy(x)).numpy(),
                                        rtol=1e-5, atol=1e-5)
+    st = engine.stats()
+    # Three distinct (model, sampler) keys need three batches at least; only the two (a, SAMPLER) jobs may share one.
+    assert st["items"] == 40 and 3 <= st["batches"] <= 4 and st["batch_max"] <= 20
 
 
 def test_submit_copies_the_items_so_callers_may_reuse_their_buffer():
@@ -247,10 +251,14 @@ def test_stop_with_work_in_flight_returns_and_fails_the_rest():
 
 def test_registry_shares_one_engine_per_device():
     assert "cpu" not in shared_engines()
-    a = acquire_engine("cpu", max_batch=128)
-    b = acquire_engine("cpu", max_batch=999)  # already running: same engine, its options kept
+    a = acquire_engine("cpu", holder="block a", max_batch=128)
+    b = acquire_engine("cpu", holder="block b", max_batch=128)  # the same options: the same engine
     try:
         assert a is b and a.running and a.max_batch == 128
+        # Other options for the same device: an error naming both users, never a silent first-wins.
+        with pytest.raises(EngineError, match=r"block c asks the engine on cpu for \{'max_batch': 999\}.*block a "
+                                              r"runs it with \{'max_batch': 128\}"):
+            acquire_engine("cpu", holder="block c", max_batch=999)
         release_engine(a)
         assert b.running
     finally:
@@ -267,3 +275,21 @@ def test_device_names_are_checked():
             resolve_device("cuda")
     with pytest.raises(EngineError, match="fp16"):
         DenoiseEngine("cpu", precision="fp16")
+
+
+def test_engine_options_check_their_values_and_compare_as_the_engine_runs():
+    assert EngineOptions.of(None) == EngineOptions() and EngineOptions.of("cpu").device == "cpu"
+    for bad in ({"policy": "lossy"}, {"precision": "int8"}, {"max_batch": -1}, {"max_wait_ms": float("nan")},
+                {"device": "gpu0"}, {"precision": "fp16", "device": "cpu"}, {"max_queue_items": 0}):
+        with pytest.raises(EngineError):
+            EngineOptions(**bad)
+    with pytest.raises(EngineError, match="EngineOptions, a device string or None"):
+        EngineOptions.of(3)
+    # 0 is the device's default batch, so asking for 0 and for 1024 on a CPU is the same request.
+    a = acquire_engine("cpu", holder="a", **EngineOptions(max_batch=0).engine_config())
+    try:
+        b = acquire_engine("cpu", holder="b", **EngineOptions(max_batch=1024, policy="drop").engine_config())
+        assert a is b
+        release_engine(b)
+    finally:
+        release_engine(a)

@@ -1,6 +1,5 @@
 """Every apps/*.grc compiles with grcc and runs headless to a bounded end (or fails as it must without an SDR)."""
 
-import importlib.util
 import os
 import subprocess
 import sys

@@ -8,7 +8,6 @@ import torch
 
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.errors import ModelError
-from diffwireless.fading import OFDMGrid
 from diffwireless.models import build_model
 from diffwireless.ofdm_equalizer import FrameEqualizer, OFDMLayout, apply_carrier_offset, noise_var_from_nulls
 

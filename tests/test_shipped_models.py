@@ -8,6 +8,7 @@ import pytest
 
 from diffwireless.models import load_model
 from diffwireless.paths import model_dir
+import gnuradio.diffwireless.recipes  # noqa: F401 - registers the recipes that need GNU Radio
 from diffwireless.training import MODELS
 
 CARD_FIELDS = ("description", "data", "training", "evaluation", "parameters", "size_bytes", "reproduce")

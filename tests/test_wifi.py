@@ -134,7 +134,7 @@ def test_real_conducted_capture_every_frame_decodes_with_each_estimate(engine):
 
 
 def test_dw_wifi_synthetic_writes_rows_for_each_estimator(tmp_path):
-    from gnuradio.diffwireless.wifi_app import ESTIMATORS, main
+    from gnuradio.diffwireless.apps.wifi import ESTIMATORS, main
 
     out = tmp_path / "wifi.json"
     assert main(["--add-snr-db", "20", "--json", str(out)]) == 0
@@ -147,7 +147,7 @@ def test_dw_wifi_synthetic_writes_rows_for_each_estimator(tmp_path):
 
 
 def test_dw_wifi_bad_recording_is_one_clear_error(tmp_path, capsys):
-    from gnuradio.diffwireless.wifi_app import main
+    from gnuradio.diffwireless.apps.wifi import main
 
     bad = tmp_path / "x.sigmf-meta"
     bad.write_text("{not json")

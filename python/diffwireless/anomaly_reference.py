@@ -29,7 +29,7 @@ from diffwireless.diffusion.training import optimizer_step
 
 VIEW_N_FFT = (16, 128)  # frame lengths of the two spectrogram views; the third view is one frame of the window
 SEED = 0
-BENCH_JNR_DB = 0.0  # the issue's target point
+BENCH_JNR_DB = 0.0  # the goal's point
 BENCH_MODEL = "anomaly_band"
 
 
@@ -130,7 +130,7 @@ def evaluate_reference(net: MultiResolutionCNN, jnr_db: float, kinds: tuple[str,
 
 
 def run(quick: bool = False) -> list[BenchRow]:
-    """``dw-bench anomaly_reference``: the reference's ROC AUC per anomaly type at 0 dB JNR (the issue's target
+    """``dw-bench anomaly_reference``: the reference's ROC AUC per anomaly type at 0 dB JNR (the goal's target
     point), beside the shipped AE-DDPM model and its autoencoder alone on the same test windows."""
     from diffwireless.anomaly import AnomalyDetector
     from diffwireless.engine import acquire_engine, device_name, release_engine
@@ -188,7 +188,7 @@ def plot(rows: list[BenchRow], path) -> None:
         v = np.array([got[k].value for k in kinds])
         err = np.array([[got[k].value - got[k].ci_low, got[k].ci_high - got[k].value] for k in kinds]).T
         ax.bar(x, v, 0.27, yerr=err, label=method, capsize=2)
-    ax.axhline(0.95, color="k", lw=0.8, ls="--", label="issue target (mean)")
+    ax.axhline(0.95, color="k", lw=0.8, ls="--", label="goal (mean)")
     ax.set_xticks(np.arange(len(kinds)), kinds)
     ax.set_ylim(0.4, 1.02)
     ax.set_ylabel(f"ROC AUC at {BENCH_JNR_DB:g} dB JNR")

@@ -1,4 +1,4 @@
-"""Modulation classification of IQ frames through the engine (the classifier of the augmentation issue).
+"""Modulation classification of IQ frames through the engine (the classifier of the augmentation benchmark).
 
 A classifier model is a plain network (``iq_resnet1d``) whose card names its ``classes`` and ``frame_len``. Frames
 are scaled to unit mean power each (the classifier sees shape, not level) and fed as ``[n, 2, frame_len]`` (I and Q

@@ -85,6 +85,62 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the shared engine of a device runs, and how a block hands it work (the GRC *Diffusion Engine* block).
+
+    Attributes:
+        device: ``auto`` (CUDA when torch sees a GPU, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
+        max_batch: most items per network batch; 0: 1024 on a CPU, 16384 on CUDA.
+        max_wait_ms: how long the oldest queued job may wait for others to fill its batch.
+        precision: ``fp32``, or autocast to ``bf16`` / ``fp16`` (fp16 needs CUDA).
+        policy: ``block`` (replay: lossless, upstream waits) or ``drop`` (live: the oldest work not yet started is
+            dropped, counted and tagged). A block's own choice: it does not shape the engine.
+        max_queue_items: bound of the engine's queue, in items.
+
+    Raises:
+        EngineError: a value out of range, an unknown device, or CUDA options where there is no CUDA.
+    """
+
+    device: str = "auto"
+    max_batch: int = 0
+    max_wait_ms: float = DEFAULT_MAX_WAIT_MS
+    precision: str = "fp32"
+    policy: str = "block"
+    max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise EngineError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if self.precision not in PRECISIONS:
+            raise EngineError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if int(self.max_batch) < 0:
+            raise EngineError(f"max_batch must be >= 1 (or 0 for the device's default), got {self.max_batch}")
+        if not 0 <= float(self.max_wait_ms) < float("inf"):
+            raise EngineError(f"max_wait_ms must be finite and >= 0, got {self.max_wait_ms}")
+        if int(self.max_queue_items) < 1:
+            raise EngineError(f"max_queue_items must be >= 1, got {self.max_queue_items}")
+        dev = resolve_device(self.device)
+        if self.precision == "fp16" and dev.type != "cuda":
+            raise EngineError(f"precision fp16 needs a CUDA device, and '{self.device}' is {dev.type}")
+
+    @classmethod
+    def of(cls, value: "EngineOptions | str | None") -> "EngineOptions":
+        """``value`` as options: None gives the defaults, a string the defaults on that device."""
+        if value is None:
+            return cls()
+        if isinstance(value, str):
+            return cls(device=value)
+        if not isinstance(value, cls):
+            raise EngineError(f"engine options must be EngineOptions, a device string or None, got {value!r}")
+        return value
+
+    def engine_config(self) -> dict[str, Any]:
+        """The :class:`DenoiseEngine` options among these (``policy`` is per job)."""
+        return {"max_batch": int(self.max_batch), "max_wait_ms": float(self.max_wait_ms),
+                "max_queue_items": int(self.max_queue_items), "precision": self.precision}
+
+
 @dataclass(eq=False)
 class Job:
     """One request: run ``sampler`` on the items ``x`` with ``model``.
@@ -516,13 +572,34 @@ def _is_device_failure(exc: BaseException) -> bool:
 _registry_lock = threading.Lock()
 _engines: dict[str, DenoiseEngine] = {}
 _users: dict[str, int] = {}
+_first_holder: dict[str, str] = {}
 
 
-def acquire_engine(device: str = "auto", **config: Any) -> DenoiseEngine:
+def _normalized(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` as the engine would hold it (0 batch: the device's default), for comparison."""
+    out = dict(config)
+    if "max_batch" in out:
+        out["max_batch"] = int(out["max_batch"] or DEFAULT_MAX_BATCH.get(device.type, DEFAULT_MAX_BATCH["cpu"]))
+    for key in ("max_wait_ms",):
+        if key in out:
+            out[key] = float(out[key])
+    return out
+
+
+def acquire_engine(device: str = "auto", holder: str = "", **config: Any) -> DenoiseEngine:
     """The shared engine of ``device``, started for its first user (``config``: :class:`DenoiseEngine` options).
 
-    A later user with different options gets the running engine as it is (logged): one engine per device is
-    what lets every block's work share its batches.
+    One engine per device is what lets every block's work share its batches, so a later user must ask for the
+    options it runs with (or for none).
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        holder: who asks (a block's name), for the error below.
+        config: engine options.
+
+    Raises:
+        EngineError: the engine of this device already runs with other options than ``config`` asks for; the
+            message names both users and both sets of options.
     """
     dev = resolve_device(device)
     key = str(dev)
@@ -532,10 +609,15 @@ def acquire_engine(device: str = "auto", **config: Any) -> DenoiseEngine:
             engine = DenoiseEngine(dev, **config).start()
             _engines[key] = engine
             _users[key] = 0
+            _first_holder[key] = holder or "a user"
         else:
-            wanted = {k: v for k, v in config.items() if engine.config.get(k) != v}
-            if wanted:
-                log.info("engine on %s already runs with %s; options %s ignored", key, engine.config, wanted)
+            wanted = _normalized(dev, config)
+            differ = {k: v for k, v in wanted.items() if engine.config.get(k) != v}
+            if differ:
+                running = {k: engine.config.get(k) for k in differ}
+                raise EngineError(f"{holder or 'a user'} asks the engine on {key} for {differ}, but "
+                                  f"{_first_holder[key]} runs it with {running}: one device has one engine, so give "
+                                  "both the same options (in GRC: the same Diffusion Engine block)")
         _users[key] += 1
         return engine
 
@@ -550,7 +632,7 @@ def release_engine(engine: DenoiseEngine) -> None:
         _users[key] -= 1
         if _users[key] > 0:
             return
-        del _engines[key], _users[key]
+        del _engines[key], _users[key], _first_holder[key]
     engine.stop()
 
 
@@ -566,5 +648,6 @@ def _stop_all() -> None:
         engines = list(_engines.values())
         _engines.clear()
         _users.clear()
+        _first_holder.clear()
     for engine in engines:
         engine.stop()

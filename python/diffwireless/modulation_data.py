@@ -3,7 +3,8 @@
 A dataset of ``N`` frames of ``frame_len`` samples is a single SigMF recording of ``N * frame_len`` samples
 (cf32_le) with one annotation per frame: ``core:label`` (the class) and ``diffwireless:snr_db``, plus
 ``diffwireless:synthetic: true`` on frames made by the augmenter (``dw-augment``). The synthesis
-itself runs GNU Radio's modulators and channel blocks (``gnuradio.diffwireless.modulation_sources``, ``dw-dataset``);
+itself runs GNU Radio's modulators and channel blocks (``gnuradio.diffwireless.recipes.modulation_sources``,
+``dw-dataset``);
 this module only stores and reads, so training code needs no GNU Radio.
 """
 

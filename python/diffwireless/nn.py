@@ -275,7 +275,8 @@ class _ResBlock1d(nn.Module):
 class IQResNet1d(nn.Module):
     """A small 1-D ResNet classifier of IQ frames: ``x [B, 2, L]`` (I and Q rows) -> ``[B, num_classes]`` logits.
 
-    A stem convolution (stride ``stem_stride``, kernel ``2 * stem_stride - 1``) and ``len(widths)`` residual stages of two 3-tap convolutions with batch
+    A stem convolution (stride ``stem_stride``, kernel ``2 * stem_stride - 1``) and ``len(widths)`` residual stages of
+    two 3-tap convolutions with batch
     norm, each halving the length, then global average and max pooling over time and a linear layer. ``t`` and
     ``cond`` are ignored (the engine's :class:`~diffwireless.diffusion.samplers.ForwardPass` calls it so).
     """

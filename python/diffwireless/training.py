@@ -1,19 +1,18 @@
-"""``dw-train``: retrain shipped models from fixed seeds (``make models`` runs ``dw-train --all``).
+"""The shipped models' training recipes, by name (``dw-train NAME``, ``make models`` = ``dw-train --all``).
 
 Each model is registered in :data:`MODELS` as ``name -> "module:function"``; the function takes the output folder
-and writes ``NAME.safetensors`` plus ``NAME.json`` (the model card: data recipe, seed, metrics, size).
+and writes ``NAME.safetensors`` plus ``NAME.json`` (the model card: data recipe, seed, metrics, size). The core
+registers the recipes that need only the core; the GNU Radio layer registers its own with :func:`register_model`.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
+from pathlib import Path
 
-from diffwireless.paths import model_dir
+from diffwireless.registry import Registry
 
-# model name -> "module:function"; filled by the capability issues as their models land.
-MODELS: dict[str, str] = {
+MODELS = Registry("model")
+for _name, _spec in {
     "iq_denoiser_qpsk_sps4": "diffwireless.recipes.iq_denoiser:train",
     # Each writes the diffusion detector detector_C and its DNN baseline detector_C_dnn.
     "detector_qpsk": "diffwireless.recipes.symbol_detector:train_qpsk",
@@ -27,62 +26,15 @@ MODELS: dict[str, str] = {
     "chanest_tdl_sym": "diffwireless.recipes.channel_estimator:train_tdl_sym",
     "chanest_sparse": "diffwireless.recipes.channel_estimator:train_sparse",
     "anomaly_band": "diffwireless.recipes.anomaly_detector:train",
-    # Trained on frames from GNU Radio's modulators, so its recipe lives in the GNU Radio layer.
-    "modclass_resnet": "gnuradio.diffwireless.classifier_recipe:train",
-    "modaug_unet": "gnuradio.diffwireless.augmenter_recipe:train",
-}
+}.items():
+    MODELS.register(_name, _spec)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dw-train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS) or '(none yet)'}")
-    parser.add_argument("--all", action="store_true", help="retrain every shipped model")
-    parser.add_argument("--out", default=None, help="output folder (default: the models folder)")
-    user = parser.add_argument_group("a model of your own band (dw-train anomaly --normal REC.sigmf-meta)")
-    user.add_argument("--normal", help="SigMF recording of the band's normal traffic (model 'anomaly')")
-    user.add_argument("--name", help="model name (default: anomaly_ + the recording's name)")
-    user.add_argument("--window", type=int, default=1024, help="samples per scored window (default 1024)")
-    user.add_argument("--n-fft", type=int, default=128, help="FFT frame length; window / n_fft must be a "
-                                                              "multiple of 4 (default 128, as anomaly_band)")
-    user.add_argument("--seconds", type=float, default=None, help="use only the first SECONDS of the recording")
-    user.add_argument("--iterations", type=int, default=None,
-                      help="training iterations of the autoencoder and of the latent DDPM (default 3000 and 4000)")
-    args = parser.parse_args(argv)
-    if args.model == "anomaly" or args.normal:
-        return _train_anomaly(parser, args)
-    names = list(MODELS) if args.all else ([args.model] if args.model else [])
-    if not names:  # nothing asked for: list what can be trained
-        print("\n".join(MODELS) if MODELS else "no models are registered yet")
-        return 0
-    for name in names:
-        if name not in MODELS:
-            print(f"dw-train: unknown model {name!r}; models: {', '.join(MODELS)}", file=sys.stderr)
-            return 2
-        module, func = MODELS[name].split(":")
-        getattr(importlib.import_module(module), func)(args.out or model_dir())
-    return 0
+def register_model(name: str, spec: str) -> None:
+    """Add the recipe of model ``name``: ``spec`` is ``"module:function"``, the function taking the output folder."""
+    MODELS.register(name, spec)
 
 
-def _train_anomaly(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from diffwireless.errors import RecordingError
-    from diffwireless.recipes.anomaly_detector import train_recording
-
-    if args.model not in (None, "anomaly") or not args.normal:
-        parser.error("a model of your own band is trained by: dw-train anomaly --normal REC.sigmf-meta")
-    name = args.name or "anomaly_" + Path(args.normal).name.split(".sigmf")[0]
-    out = Path(args.out or ".")
-    try:
-        its = {} if args.iterations is None else {"ae_iterations": args.iterations, "ddpm_iterations": args.iterations}
-        model = train_recording(args.normal, out, name, args.window, args.n_fft, args.seconds, **its)
-    except (RecordingError, ValueError) as exc:
-        print(f"dw-train: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out / (name + '.safetensors')} and {name}.json ({model.card['training']['train_windows']} "
-          f"training windows, {model.card['training']['seconds_on_cpu']} s)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def train_model(name: str, out: str | Path) -> None:
+    """Run the registered recipe of ``name``, writing ``NAME.safetensors`` and ``NAME.json`` into ``out``."""
+    MODELS.load(name)(out)

@@ -14,8 +14,9 @@ from .diffusion_denoiser import diffusion_denoiser
 from .diffusion_detector import diffusion_detector
 from .diffusion_ofdm_equalizer import diffusion_ofdm_equalizer
 from .diffusion_ofdm_rx import diffusion_ofdm_rx
-from .ofdm_loopback import tdl_taps
+from .recipes.ofdm_loopback import tdl_taps
 from .engine_block import engine_block
+from .engine_config import engine_options
 from .modulation_augmenter import modulation_augmenter
 from .modulation_classifier import modulation_classifier
 from .sdr_source import SDRNotFoundError, sdr_source
@@ -42,6 +43,7 @@ __all__ = [
     "diffusion_ofdm_equalizer",
     "diffusion_ofdm_rx",
     "engine_block",
+    "engine_options",
     "modulation_augmenter",
     "modulation_classifier",
     "open_recording",

@@ -6,7 +6,7 @@ import numpy as np
 import pmt
 
 from diffwireless.anomaly import METHODS, AnomalyDetector, EventTracker
-from diffwireless.engine import DEFAULT_MAX_WAIT_MS
+from diffwireless.engine import EngineOptions
 from diffwireless.tags import RX_TIME
 
 from gnuradio.diffwireless._pmt import dict_to_pmt
@@ -32,7 +32,8 @@ class anomaly_detector(engine_block):
     - Each onset (first window over the threshold) is tagged ``dw_anomaly`` on its score: a dict with ``start``
       (input sample), ``peak`` so far, ``threshold``, ``method``.
     - ``events`` message port: a PMT dict per event when it ends (``hold`` windows in a row under the threshold, the
-      ``dw_eos`` end of a replay, or the flowgraph's stop; ``self.events`` keeps them all): ``start``, ``end`` (input samples), ``peak``, ``threshold``, ``method``, ``label``,
+      ``dw_eos`` end of a replay, or the flowgraph's stop; ``self.events`` keeps them all): ``start``, ``end`` (input
+      samples), ``peak``, ``threshold``, ``method``, ``label``,
       ``duration_s`` (with ``sample_rate``) and ``rx_time`` (when the input carried an ``rx_time`` tag). Connect it
       to SigMF Sink's ``annotations`` port to save events as SigMF annotations (GNU Radio hands no message to a
       block that has finished, so at the very end of a replay an event may close after the sink has stopped: the
@@ -45,16 +46,15 @@ class anomaly_detector(engine_block):
         method: ``ae_ddpm``, ``ae``, ``energy``, ``kurtosis``.
         hold: windows under the threshold that end an event.
         sample_rate: samples/s of the input, for durations and times (0: unknown).
-        device, policy, max_in_flight, max_batch, max_wait_ms, precision, stats_interval_s: as the other engine
-            blocks (``drop`` for live input: dropped windows give no score and are counted and tagged ``dw_drop``).
+        engine, max_in_flight, stats_interval_s: as the other engine blocks (policy ``drop`` for live input:
+            dropped windows give no score and are counted and tagged ``dw_drop``).
     """
 
     control_tags = frozenset({RX_TIME})
 
     def __init__(self, model: str = "anomaly_band", pfa: float = 0.01, threshold: float = 0.0,
-                 method: str = "ae_ddpm", hold: int = 2, sample_rate: float = 0.0, device: str = "auto",
-                 policy: str = "block", max_in_flight: int = 256, max_batch: int = 0,
-                 max_wait_ms: float = DEFAULT_MAX_WAIT_MS, precision: str = "fp32",
+                 method: str = "ae_ddpm", hold: int = 2, sample_rate: float = 0.0,
+                 engine: EngineOptions | str | None = None, max_in_flight: int = 256,
                  stats_interval_s: float = 1.0) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -68,8 +68,7 @@ class anomaly_detector(engine_block):
         self.sample_rate = float(sample_rate)
         window = self.detector.window
         engine_block.__init__(self, "diffwireless_anomaly_detector", np.complex64, np.float32, window, 1,
-                              device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s,
+                              engine=engine, max_in_flight=max_in_flight, stats_interval_s=stats_interval_s,
                               job_windows=JOB_WINDOWS)
         self._events_port = pmt.intern("events")
         self.message_port_register_out(self._events_port)

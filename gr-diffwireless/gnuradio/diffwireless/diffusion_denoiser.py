@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from diffwireless.denoiser import IQDenoiser
-from diffwireless.engine import DEFAULT_MAX_WAIT_MS
+from diffwireless.engine import EngineOptions
 
 from gnuradio.diffwireless.engine_block import engine_block, snr_control
 
@@ -23,26 +23,22 @@ class diffusion_denoiser(snr_control, engine_block):
         snr_db: SNR of the input (signal power over noise power in the band the model was trained for).
         num_steps: DDIM steps (network evaluations per window, at most).
         signal_power: power of the clean signal in the input's units (the model is trained at power 1).
-        device: ``auto`` (CUDA when torch sees a GPU, else CPU), ``cpu``, ``cuda``, ``cuda:N``.
-        policy: ``block`` (replay: lossless, upstream waits) or ``drop`` (live: oldest work dropped, ``dw_drop``
-            tag with the count on the next output sample).
+        engine: the engine's options (:class:`~diffwireless.engine.EngineOptions`: device, batch, wait,
+            precision, and the policy ``block`` for replay or ``drop`` for live input, which tags ``dw_drop`` with
+            the count on the next output sample), a device string, or None for the defaults. Every block on one
+            device shares its engine, so they must ask for the same options.
         max_in_flight: windows this block may have in the engine at once.
-        max_batch, max_wait_ms, precision: options of the shared engine, taken from the first block that starts
-            it (``max_batch`` 0: 1024 windows on a CPU, 16384 on CUDA; ``precision`` ``fp32``, or autocast to
-            ``bf16`` / ``fp16``, the latter on CUDA only).
         stats_interval_s: period of the ``stats`` messages.
     """
 
     def __init__(self, model: str, snr_db: float = 10.0, num_steps: int = 10, signal_power: float = 1.0,
-                 device: str = "auto", policy: str = "block", max_in_flight: int = 1024,
-                 max_batch: int = 0, max_wait_ms: float = DEFAULT_MAX_WAIT_MS, precision: str = "fp32",
+                 engine: EngineOptions | str | None = None, max_in_flight: int = 1024,
                  stats_interval_s: float = 1.0) -> None:
         self.denoiser = IQDenoiser(model, num_steps=num_steps, signal_power=signal_power)
         self.denoiser.start_step(snr_db)  # validates
         window = self.denoiser.window
         engine_block.__init__(self, "diffwireless_diffusion_denoiser", np.complex64, np.complex64, window, window,
-                              device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
+                              engine=engine, max_in_flight=max_in_flight, stats_interval_s=stats_interval_s)
         self.snr_db = float(snr_db)
 
     def check_snr_db(self, snr_db: float) -> None:

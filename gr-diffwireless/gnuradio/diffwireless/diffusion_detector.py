@@ -6,7 +6,7 @@ import numpy as np
 
 from diffwireless.constellations import get_constellation
 from diffwireless.detector import DiffusionDetector
-from diffwireless.engine import DEFAULT_MAX_WAIT_MS
+from diffwireless.engine import EngineOptions
 
 from gnuradio.diffwireless.engine_block import engine_block, snr_control
 
@@ -39,14 +39,13 @@ class diffusion_detector(snr_control, engine_block):
             below 10 dB Es/N0 and 1 from there (the measured point where more steps stop changing decisions).
         sampler: ``ddim`` or ``ddpm`` (every step from the matched one; slow, the reference chain).
         output: see above.
-        device, policy, max_in_flight, max_batch, max_wait_ms, precision, stats_interval_s: as for
-            ``diffusion_denoiser`` (``max_in_flight`` counts symbols).
+        engine, max_in_flight, stats_interval_s: as for ``diffusion_denoiser`` (``max_in_flight`` counts
+            symbols).
     """
 
     def __init__(self, constellation: str = "16qam", model: str = "", snr_db: float = 10.0, num_steps: int = 0,
-                 sampler: str = "ddim", output: str = "bits", device: str = "auto", policy: str = "block",
-                 max_in_flight: int = 65536, max_batch: int = 0, max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
-                 precision: str = "fp32", stats_interval_s: float = 1.0) -> None:
+                 sampler: str = "ddim", output: str = "bits", engine: EngineOptions | str | None = None,
+                 max_in_flight: int = 65536, stats_interval_s: float = 1.0) -> None:
         wanted = get_constellation(constellation)
         self.detector = DiffusionDetector(model or f"detector_{wanted.name}", num_steps=num_steps, sampler=sampler)
         if self.detector.constellation is not wanted:
@@ -60,8 +59,7 @@ class diffusion_detector(snr_control, engine_block):
         out_dtype, per_symbol = {"bits": (np.uint8, k), "indices": (np.uint8, 1), "llrs": (np.float32, k),
                                  "symbols": (np.complex64, 1)}[output]
         engine_block.__init__(self, "diffwireless_diffusion_detector", np.complex64, out_dtype, 1, per_symbol,
-                              device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s)
+                              engine=engine, max_in_flight=max_in_flight, stats_interval_s=stats_interval_s)
         self.snr_db = float(snr_db)
 
     def check_snr_db(self, snr_db: float) -> None:

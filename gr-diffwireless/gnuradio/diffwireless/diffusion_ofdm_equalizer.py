@@ -8,8 +8,11 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.engine import acquire_engine, release_engine, resolve_device
+from diffwireless.engine import EngineOptions, acquire_engine, release_engine
+from diffwireless.errors import EngineError
 from diffwireless.ofdm_equalizer import FrameEqualizer, OFDMLayout, apply_carrier_offset, noise_var_from_nulls
+
+from gnuradio.diffwireless.engine_block import WORK_DONE
 
 CHAN_TAPS_TAG = "ofdm_sync_chan_taps"
 CARR_OFFSET_TAG = "ofdm_sync_carr_offset"
@@ -48,14 +51,14 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         tracking: weight of each symbol's fit in the common gain (1: fitted afresh per symbol; 0: none).
         constellation: the data carriers' ``digital.constellation`` (as ``ofdm_equalizer_simpledfe`` takes it), for
             decision-directed tracking; None: pilots only.
-        device: ``auto``, ``cpu``, ``cuda``.
+        engine: the engine's options (``EngineOptions``), a device string, or None for the defaults.
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, occupied_carriers=None, pilot_carriers=None,
                  pilot_symbols=None, symbols_skipped: int = 0, len_tag_key: str = "frame_length",
                  propagate_channel_state: bool = False, fixed_frame_len: int = 0, model: str = "",
                  snr_db: float | None = None, tracking: float = 1.0, constellation=None,
-                 device: str = "auto") -> None:
+                 engine: EngineOptions | str | None = None) -> None:
         gr.basic_block.__init__(self, name="diffwireless_diffusion_ofdm_equalizer",
                                 in_sig=[(np.complex64, fft_len)], out_sig=[(np.complex64, fft_len)])
         from gnuradio.digital.ofdm_txrx import _def_occupied_carriers, _def_pilot_carriers, _def_pilot_symbols
@@ -71,14 +74,14 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             raise ValueError(f"diffusion_ofdm_equalizer: snr_db must be finite or None, got {snr_db}")
         if not len_tag_key and fixed_frame_len < 1:
             raise ValueError("diffusion_ofdm_equalizer: give len_tag_key or fixed_frame_len")
-        resolve_device(device)
+        self.options = EngineOptions.of(engine)  # checked now, at build time
         self.cp_len = int(cp_len)
         self.len_tag_key = len_tag_key
         self.propagate_channel_state = bool(propagate_channel_state)
         self.fixed_frame_len = int(fixed_frame_len)
         self.snr_db = None if snr_db is None else float(snr_db)
-        self.device = device
         self.engine = None
+        self.error: BaseException | None = None
         self.frames = 0
         self.missing_taps = 0
         self.last_snr_db = float("nan")
@@ -91,8 +94,14 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         self.snr_db = None if snr_db is None else float(snr_db)
 
     def start(self) -> bool:
-        self.engine = acquire_engine(self.device)
         self.frames = self.missing_taps = 0
+        self.error = None
+        try:
+            self.engine = acquire_engine(self.options.device, holder="diffwireless_diffusion_ofdm_equalizer",
+                                         **self.options.engine_config())
+        except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
+            self.error = exc
+            self.logger.error(f"cannot start: {exc}")
         return True
 
     def stop(self) -> bool:
@@ -106,6 +115,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         return [1] * ninputs
 
     def general_work(self, input_items, output_items):
+        if self.error is not None:
+            return WORK_DONE
         inp, out = input_items[0], output_items[0]
         start = self.nitems_read(0)
         tags = {pmt.symbol_to_string(t.key): t.value for t in self.get_tags_in_window(0, 0, 1)}

@@ -25,7 +25,7 @@ class diffusion_ofdm_rx(gr.hier_block2):
     CRC bytes, tagged ``packet_length`` and ``packet_num``): what bit error rates are counted on.
 
     Args: as ``digital.ofdm_rx`` (None carriers and pilots: its 802.11-like defaults; BPSK header and payload), plus
-        equalizer, model, snr_db (None: measured per frame), tracking and device of the diffusion equalizer,
+        equalizer, model, snr_db (None: measured per frame), tracking and engine options of the diffusion equalizer,
         and raw_output.
     """
 
@@ -34,7 +34,7 @@ class diffusion_ofdm_rx(gr.hier_block2):
                  occupied_carriers=None, pilot_carriers=None, pilot_symbols=None, bps_header: int = 1,
                  bps_payload: int = 1,
                  equalizer: str = "diffusion", model: str = "", snr_db: float | None = None,
-                 tracking: float = 1.0, device: str = "auto", scramble_bits: bool = False,
+                 tracking: float = 1.0, engine=None, scramble_bits: bool = False,
                  raw_output: bool = False) -> None:
         gr.hier_block2.__init__(self, "diffusion_ofdm_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(1 + raw_output, 1 + raw_output, gr.sizeof_char))
@@ -57,7 +57,7 @@ class diffusion_ofdm_rx(gr.hier_block2):
                                                          1 if header else 0)
             return diffusion_ofdm_equalizer(fft_len, cp_len, occupied_carriers, pilot_carriers, pilot_symbols,
                                             skipped, frame_length_tag_key, header, 1 if header else 0, model,
-                                            snr_db, tracking, constellation.base(), device)
+                                            snr_db, tracking, constellation.base(), engine)
 
         # Timing and coarse frequency sync (Schmidl & Cox), then the header/payload split.
         sync = digital.ofdm_sync_sc_cfb(fft_len, cp_len)

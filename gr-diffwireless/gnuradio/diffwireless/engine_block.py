@@ -11,25 +11,18 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.engine import (
-    DEFAULT_MAX_QUEUE_ITEMS,
-    DEFAULT_MAX_WAIT_MS,
-    POLICIES,
-    PRECISIONS,
-    NonFiniteItems,
-    acquire_engine,
-    format_stats,
-    release_engine,
-    resolve_device,
-)
+from diffwireless.engine import EngineOptions, NonFiniteItems, acquire_engine, format_stats, release_engine
+from diffwireless.errors import EngineError
 from diffwireless.tags import EOS as EOS_TAG
 
 from gnuradio.diffwireless._pmt import dict_to_pmt, to_python
 
+# gr.WORK_DONE as the int that Python blocks return (GNU Radio 3.10's gateway compares it with item counts).
+WORK_DONE = int(gr.WORK_DONE)
 DROP_TAG = "dw_drop"
 SNR_TAG = "snr_db"
-_WAIT_S = 0.02
-_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows")  # longest wait inside one work call, so that tb.stop() is honoured promptly
+_WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
+_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows")
 
 
 @dataclass(eq=False)
@@ -79,26 +72,19 @@ class engine_block(gr.basic_block):
 
     control_tags: frozenset[str] = frozenset()
 
-    def __init__(self, name: str, in_dtype, out_dtype, window_in: int, window_out: int, device: str = "auto",
-                 policy: str = "block", max_in_flight: int = 1024, max_batch: int = 0,
-                 max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS,
-                 precision: str = "fp32", stats_interval_s: float = 1.0, job_windows: int = 0) -> None:
+    def __init__(self, name: str, in_dtype, out_dtype, window_in: int, window_out: int,
+                 engine: EngineOptions | str | None = None, max_in_flight: int = 1024,
+                 stats_interval_s: float = 1.0, job_windows: int = 0) -> None:
         gr.basic_block.__init__(self, name=name, in_sig=[in_dtype], out_sig=[out_dtype])
-        if policy not in POLICIES:
-            raise ValueError(f"{name}: policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         if window_in < 1 or window_out < 1:
             raise ValueError(f"{name}: windows must be >= 1 item, got {window_in} in, {window_out} out")
         if max_in_flight < 1:
             raise ValueError(f"{name}: max_in_flight must be >= 1 window, got {max_in_flight}")
-        # Fail at build time, not at start: the device and the precision it can run.
-        dev = resolve_device(device)
-        if precision not in PRECISIONS:
-            raise ValueError(f"{name}: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if precision == "fp16" and dev.type != "cuda":
-            raise ValueError(f"{name}: precision fp16 needs a CUDA device, and '{device}' is {dev.type}")
+        # Fail at build time, not at start: the options are checked (device, precision) as they are made.
+        self.options = EngineOptions.of(engine)
         self.window_in, self.window_out = int(window_in), int(window_out)
-        self.device = device
-        self.policy = policy
+        self.block_name = name
+        self.policy = self.options.policy
         self.max_in_flight = int(max_in_flight)
         self.min_chunk = max(self.window_in, min(self.max_in_flight * self.window_in // 4, 8192))
         if job_windows:
@@ -108,8 +94,6 @@ class engine_block(gr.basic_block):
             self.set_relative_rate(self.window_out, self.window_in)
             self.set_output_multiple(int(job_windows) * self.window_out)
             self.min_chunk = min(int(job_windows), self.max_in_flight) * self.window_in
-        self.engine_config = {"max_batch": int(max_batch), "max_wait_ms": float(max_wait_ms),
-                              "max_queue_items": int(max_queue_items), "precision": precision}
         self.stats_interval_s = float(stats_interval_s)
         self.in_dtype = np.dtype(in_dtype)
         self.set_tag_propagation_policy(gr.TPP_DONT)
@@ -140,7 +124,10 @@ class engine_block(gr.basic_block):
         self._reset()
         self.error = None
         self._partial_start = self.nitems_read(0)
-        self.engine = acquire_engine(self.device, **self.engine_config)
+        try:
+            self.engine = acquire_engine(self.options.device, holder=self.block_name, **self.options.engine_config())
+        except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
+            self._fail(f"cannot start: {exc}", exc)
         return True
 
     def stop(self) -> bool:
@@ -172,7 +159,7 @@ class engine_block(gr.basic_block):
 
     def general_work(self, input_items, output_items):
         if self._fatal:
-            return -1  # WORK_DONE: the error was logged when it happened
+            return WORK_DONE  # the error was logged when it happened
         out = output_items[0]
         inp = input_items[0]
         produced = self._emit(out, 0)
@@ -193,7 +180,7 @@ class engine_block(gr.basic_block):
             self._next_stats = time.monotonic() + self.stats_interval_s
             self.message_port_pub(self._stats_port, _stats_pmt(self.stats()))
         if self._fatal and produced == 0:
-            return -1
+            return WORK_DONE
         return produced
 
     def _fail(self, message: str, exc: BaseException) -> None:
@@ -385,4 +372,4 @@ def _stats_pmt(stats: dict[str, Any]) -> pmt.pmt_t:
     return dict_to_pmt(stats)
 
 
-__all__ = ["DROP_TAG", "EOS_TAG", "SNR_TAG", "engine_block", "snr_control"]
+__all__ = ["WORK_DONE", "DROP_TAG", "EOS_TAG", "SNR_TAG", "engine_block", "snr_control"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -13,9 +12,11 @@ import pmt
 from gnuradio import gr
 
 from diffwireless.augmentation import GUIDANCE_SCALE, ModulationAugmenter
-from diffwireless.engine import acquire_engine, release_engine, resolve_device
+from diffwireless.engine import EngineOptions, acquire_engine, release_engine
+from diffwireless.errors import EngineError
 
-from gnuradio.diffwireless._pmt import dict_to_pmt, to_python
+from gnuradio.diffwireless._pmt import to_python
+from gnuradio.diffwireless.engine_block import WORK_DONE
 
 LABEL_TAG = "label"
 SNR_TAG = "snr_db"
@@ -53,20 +54,21 @@ class modulation_augmenter(gr.sync_block):
     """
 
     def __init__(self, model: str = "modaug_unet", label: str = ALL, snr_db: float = 10.0, steps: int = 20,
-                 guidance_scale: float = GUIDANCE_SCALE, classifier: str = "", min_confidence: float = 0.0, n_frames: int = 0,
-                 job_frames: int = 16, device: str = "auto") -> None:
+                 guidance_scale: float = GUIDANCE_SCALE, classifier: str = "", min_confidence: float = 0.0,
+                 n_frames: int = 0, job_frames: int = 16,
+                 engine: EngineOptions | str | None = None) -> None:
         self.augmenter = ModulationAugmenter(model, steps=steps, guidance_scale=guidance_scale,
                                              classifier=classifier or None, min_confidence=min_confidence)
         self.frame_len = self.augmenter.frame_len
         gr.sync_block.__init__(self, name="diffwireless_modulation_augmenter", in_sig=None, out_sig=[np.complex64])
         if n_frames < 0 or job_frames < 1:
             raise ValueError(f"n_frames must be >= 0 and job_frames >= 1, got {n_frames}, {job_frames}")
-        resolve_device(device)  # fail at build time
+        self.options = EngineOptions.of(engine)  # checked now, at build time
         self.set_output_multiple(self.frame_len)
         self.classes = self.augmenter.classes
         self.set_label(label)
         self.set_snr_db(snr_db)
-        self.n_frames, self.job_frames, self.device = int(n_frames), int(job_frames), device
+        self.n_frames, self.job_frames = int(n_frames), int(job_frames)
         self._port = pmt.intern("class")
         self.message_port_register_in(self._port)
         self.set_msg_handler(self._port, self._on_message)
@@ -113,7 +115,12 @@ class modulation_augmenter(gr.sync_block):
     def start(self) -> bool:
         self._reset()
         self.error = None
-        self.engine = acquire_engine(self.device)
+        try:
+            self.engine = acquire_engine(self.options.device, holder="diffwireless_modulation_augmenter",
+                                         **self.options.engine_config())
+        except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
+            self.error = exc
+            self.logger.error(f"cannot start: {exc}")
         return True
 
     def stop(self) -> bool:
@@ -164,8 +171,8 @@ class modulation_augmenter(gr.sync_block):
                 self._ready.append((batch.frames[i], int(batch.class_index[i]), float(batch.snr_db[i])))
 
     def work(self, input_items, output_items):
-        if self.n_frames and self.frames_out >= self.n_frames:
-            return -1  # WORK_DONE
+        if self.error is not None or (self.n_frames and self.frames_out >= self.n_frames):
+            return WORK_DONE
         out = output_items[0]
         try:
             while len(self._pending) < 2 and len(self._ready) < len(out) // self.frame_len:
@@ -183,7 +190,7 @@ class modulation_augmenter(gr.sync_block):
         except Exception as exc:  # noqa: BLE001 - a clear message instead of a dead thread
             self.error = exc
             self.logger.error(f"generation failed: {type(exc).__name__}: {exc}")
-            return -1
+            return WORK_DONE
         produced = 0
         while self._ready and produced + self.frame_len <= len(out):
             frame, class_index, snr = self._ready.popleft()

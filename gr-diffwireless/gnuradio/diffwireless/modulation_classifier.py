@@ -6,7 +6,7 @@ import numpy as np
 import pmt
 
 from diffwireless.classifier import ModulationClassifier
-from diffwireless.engine import DEFAULT_MAX_WAIT_MS
+from diffwireless.engine import EngineOptions
 
 from gnuradio.diffwireless._pmt import dict_to_pmt
 from gnuradio.diffwireless.engine_block import engine_block
@@ -30,13 +30,11 @@ class modulation_classifier(engine_block):
     Args:
         model: classifier file or shipped name.
         min_confidence: frames below it get no tag and no message (their index is still output).
-        device, policy, max_in_flight, max_batch, max_wait_ms, precision, stats_interval_s: as the other engine
-            blocks.
+        engine, max_in_flight, stats_interval_s: as the other engine blocks.
     """
 
-    def __init__(self, model: str = "modclass_resnet", min_confidence: float = 0.0, device: str = "auto",
-                 policy: str = "block", max_in_flight: int = 1024, max_batch: int = 0,
-                 max_wait_ms: float = DEFAULT_MAX_WAIT_MS, precision: str = "fp32",
+    def __init__(self, model: str = "modclass_resnet", min_confidence: float = 0.0,
+                 engine: EngineOptions | str | None = None, max_in_flight: int = 1024,
                  stats_interval_s: float = 1.0) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
@@ -44,8 +42,7 @@ class modulation_classifier(engine_block):
         self.min_confidence = float(min_confidence)
         frame = self.classifier.frame_len
         engine_block.__init__(self, "diffwireless_modulation_classifier", np.complex64, np.int32, frame, 1,
-                              device=device, policy=policy, max_in_flight=max_in_flight, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms, precision=precision, stats_interval_s=stats_interval_s,
+                              engine=engine, max_in_flight=max_in_flight, stats_interval_s=stats_interval_s,
                               job_windows=JOB_FRAMES)
         self._port = pmt.intern("classification")
         self.message_port_register_out(self._port)

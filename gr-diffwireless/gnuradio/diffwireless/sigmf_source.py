@@ -12,6 +12,7 @@ from diffwireless.recording import open_recording
 from diffwireless.tags import recording_tags
 
 from gnuradio.diffwireless._pmt import to_pmt
+from gnuradio.diffwireless.engine_block import WORK_DONE
 
 
 class sigmf_source(gr.sync_block):
@@ -62,7 +63,7 @@ class sigmf_source(gr.sync_block):
         if self._pos >= n_total:
             self.passes += 1
             if not self.repeat or n_total == 0:
-                return -1  # WORK_DONE: the flowgraph ends once downstream has drained
+                return WORK_DONE  # the flowgraph ends once downstream has drained
             self._pos, self._next_tag = 0, 0
         n = min(len(out), n_total - self._pos)
         if self.realtime:

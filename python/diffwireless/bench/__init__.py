@@ -1,23 +1,23 @@
 """Benchmarks: one CLI, ``dw-bench TASK [--quick] --out DIR``, writing ``DIR/TASK.json`` and ``DIR/TASK.png``.
 
 Each task is a function ``run(quick: bool) -> list[BenchRow]`` (plus an optional ``plot(rows, path)``), registered
-in :data:`TASKS` by ``"module:function"`` so that running one task imports only what it needs.
+in :data:`TASKS` by ``"module:function"`` so that running one task imports only what it needs. The core registers
+the tasks that need nothing but the core; the GNU Radio layer registers its own with :func:`register_task`.
 """
 
 from diffwireless.bench.results import (BenchRow, hanley_mcneil, headless_pyplot, log_t_interval, wilson_interval,
                                         write_results)
+from diffwireless.registry import Registry
 
-# task name -> "module:function"; filled by the capability issues as their benchmarks land.
-TASKS: dict[str, str] = {
-    # The engine benchmark runs flowgraphs, so it lives in the GNU Radio layer (imported only when run).
-    "engine": "gnuradio.diffwireless.bench_engine:run",
-    "detector": "gnuradio.diffwireless.bench_detector:run",
-    "chanest": "gnuradio.diffwireless.bench_chanest:run",
-    "anomaly": "gnuradio.diffwireless.bench_anomaly:run",
-    "anomaly_reference": "diffwireless.anomaly_reference:run",
-    "augment": "gnuradio.diffwireless.bench_augment:run",
-    "augment_ceiling": "gnuradio.diffwireless.bench_augment_ceiling:run",
-}
+# task name -> "module:function"
+TASKS = Registry("benchmark task")
+TASKS.register("anomaly_reference", "diffwireless.anomaly_reference:run")
 
-__all__ = ["BenchRow", "TASKS", "hanley_mcneil", "headless_pyplot", "log_t_interval", "wilson_interval",
-           "write_results"]
+
+def register_task(name: str, spec: str) -> None:
+    """Add a benchmark task ``name`` run by ``spec`` (``"module:function"``, imported only when the task runs)."""
+    TASKS.register(name, spec)
+
+
+__all__ = ["BenchRow", "TASKS", "hanley_mcneil", "headless_pyplot", "log_t_interval", "register_task",
+           "wilson_interval", "write_results"]

@@ -1,7 +1,8 @@
 """Training of the class-conditional diffusion augmenter (``unet1d``) on labelled frames.
 
 Noise prediction under the cosine schedule of Nichol & Dhariwal (1000 steps; generation starts at the step where
-2% of the signal power is left, :data:`diffwireless.augmentation.START_SIGNAL_FRACTION`); the condition is the one-hot class and the SNR (dB / 10);
+2% of the signal power is left, :data:`diffwireless.augmentation.START_SIGNAL_FRACTION`); the condition is the one-hot
+class and the SNR (dB / 10);
 the class is dropped (set to no class) for ``P_UNCOND`` of the items so that the same network gives the
 unconditional branch of classifier-free guidance; every item gets a uniform carrier phase in every batch (the
 channel's phase is arbitrary). Adam with a cosine learning-rate schedule.

@@ -1,5 +1,5 @@
 """Training of the modulation classifier (``iq_resnet1d``) on labelled frames, with the augmentation choices of the
-augmentation benchmark. The shipped ``modclass_resnet`` is trained by ``gnuradio.diffwireless.classifier_recipe``
+augmentation benchmark. The shipped ``modclass_resnet`` is trained by ``gnuradio.diffwireless.recipes.classifier``
 (its data come from GNU Radio's modulators); this part needs no GNU Radio."""
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ whose noise matches ``snr``, the channel's error ``eps_c = (y - s) / sqrt(nts(t0
 to signal ratio per dimension) is the diffusion noise: ``x_t = sqrt(abar_t) s + sqrt(1 - abar_t) eps_c`` for
 ``t <= t0`` (``t = t0`` half of the time, else uniform), conditioned on ``snr / 20``, and the network predicts
 ``eps_c`` (MSE). (Predicting ``s`` directly was tried: its unweighted loss neglects high SNR, and 16QAM lost
-0.6-1.5 dB there.) So ``x_t0 = sqrt(abar_t0) y`` is exactly where the detector starts, and every deterministic DDIM state
+0.6-1.5 dB there.) So ``x_t0 = sqrt(abar_t0) y`` is exactly where the detector starts, and every deterministic DDIM
+state
 from there is a training input. The DNN baseline is an MLP classifier of ``(y, snr / 20)`` with cross-entropy,
 sized to the same parameter count.
 """
@@ -202,8 +203,8 @@ def evaluate(diff: DiffusionModel, dnn: DiffusionModel, profile: HardwareProfile
             rows.append({"method": method, "snr_db": snr, "ber": errors / len(sent_bits), "ci_low": lo,
                          "ci_high": hi, "errors": errors, "bits": len(sent_bits)})
         rows.append({"method": "theory (AWGN, no impairment)", "snr_db": snr, "ber": exact_awgn_ber(c, snr)})
-    return {"link": "nominal profile, AWGN", "metric": "BER, Wilson 95% interval", "diffusion_steps": DEFAULT_STEPS or AUTO_RULE,
-            "seed": seed, "rows": rows}
+    return {"link": "nominal profile, AWGN", "metric": "BER, Wilson 95% interval",
+            "diffusion_steps": DEFAULT_STEPS or AUTO_RULE, "seed": seed, "rows": rows}
 
 
 # Ideal transceivers: the detectors of the AWGN benchmark link (a detector trained for impaired hardware is not

@@ -1,0 +1,1 @@
+"""The ``dw-*`` command-line tools: ``dw-NAME`` runs ``gnuradio.diffwireless.apps.NAME:main``."""
