@@ -6,15 +6,15 @@ import numpy as np
 import pmt
 import pytest
 from gnuradio import blocks, digital, gr
-from gnuradio.digital.ofdm_txrx import _def_occupied_carriers, _def_pilot_carriers, _def_pilot_symbols
 
 from diffwireless.errors import ModelError
 from diffwireless.fading import TDL, OFDMGrid
 from diffwireless.ofdm_equalizer import OFDMLayout
 
 from gnuradio.diffwireless import diffusion_ofdm_equalizer
+from gnuradio.diffwireless import ofdm_defaults as defaults
 
-LAYOUT = OFDMLayout.make(64, _def_occupied_carriers, _def_pilot_carriers, _def_pilot_symbols)
+LAYOUT = OFDMLayout.make(64, defaults.OCCUPIED_CARRIERS, defaults.PILOT_CARRIERS, defaults.PILOT_SYMBOLS)
 BINS = LAYOUT.index(LAYOUT.active_carriers)
 
 
@@ -47,8 +47,8 @@ def frames(n_frames: int, n_sym: int, snr_db: float, seed: int = 0):
 def run_eq(vecs, tags, **kwargs):
     tb = gr.top_block()
     src = blocks.vector_source_c(vecs.astype(np.complex64).ravel().tolist(), False, 64, tags)
-    eq = diffusion_ofdm_equalizer(64, 16, _def_occupied_carriers, _def_pilot_carriers, _def_pilot_symbols, 0,
-                                  "frame_length", True, engine="cpu", **kwargs)
+    eq = diffusion_ofdm_equalizer(64, 16, defaults.OCCUPIED_CARRIERS, defaults.PILOT_CARRIERS,
+                                  defaults.PILOT_SYMBOLS, 0, "frame_length", True, engine="cpu", **kwargs)
     snk = blocks.vector_sink_c(64)
     tb.connect(src, eq, snk)
     tb.run()

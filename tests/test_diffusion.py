@@ -185,3 +185,20 @@ def test_classifier_free_guidance_scales_the_conditional_shift():
         DDIMSampler(guidance_scale=float("nan"))
     with pytest.raises(ValueError, match="unconditional branch"):
         DDIMSampler(num_steps=2, guidance_scale=2.0).run(GaussianOracle(sched, 0.0, 1.0), sched, x[:4], cond[:4])
+
+
+def test_every_sampler_satisfies_the_sampler_protocol():
+    from diffwireless.anomaly import AnomalyScoreSampler
+    from diffwireless.chanest import GuidedDDIMSampler
+    from diffwireless.diffusion.samplers import DDIMSampler, DDPMSampler, ForwardPass, Sampler
+
+    samplers = [DDIMSampler(), DDPMSampler(), ForwardPass(), GuidedDDIMSampler(), AnomalyScoreSampler((10,))]
+    for sampler in samplers:
+        assert isinstance(sampler, Sampler), type(sampler).__name__
+        hash(sampler)  # the engine's batching key
+
+    class NotASampler:
+        def run(self, *args):
+            return None
+
+    assert not isinstance(NotASampler(), Sampler)

@@ -150,6 +150,9 @@ class AnomalyScoreSampler:
         the latent denoiser's steps."""
         return 2 + len(self.start_steps) * (1 + self.num_steps)
 
+    def cond_width(self, model: Any) -> int:
+        return 0  # the windows alone
+
     def run(self, network: torch.nn.Module, schedule: Any, x: torch.Tensor, cond: torch.Tensor | None = None,
             generator: torch.Generator | None = None, should_stop: Any = None) -> torch.Tensor:
         from diffwireless.diffusion.samplers import DDIMSampler

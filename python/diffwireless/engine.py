@@ -280,7 +280,6 @@ class DenoiseEngine:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         self._validate(job)
         job.policy = policy
-        job.future.job = job  # lets drop() find the job from the future its block holds
         with self._cond:
             if not self.running:
                 raise EngineStopped(f"denoising engine on {self.device} is not running")
@@ -310,12 +309,11 @@ class DenoiseEngine:
             self._cond.notify_all()
         return job.future
 
-    def drop(self, future: Future, count: bool = True) -> bool:
+    def drop(self, job: Job, count: bool = True) -> bool:
         """Cancel a queued job that has not started. Its items count as drops (``count``) or, when its submitter
         is stopping, as ``cancelled``. False when the job has already started (or finished)."""
-        job = getattr(future, "job", None)
         with self._cond:
-            if job is None or job.taken or job not in self._queue:
+            if job.taken or job not in self._queue:
                 return False
             self._cancel_locked(job, "drops" if count else "cancelled")
             return True
@@ -337,8 +335,10 @@ class DenoiseEngine:
         if not np.isfinite(x).all():
             raise NonFiniteItems(int(np.argmin(np.isfinite(x.reshape(len(x), -1)).all(axis=1))))
         job.x = x
+        if not isinstance(job.sampler, Sampler) or job.sampler.__hash__ is None:
+            raise ValueError(f"{type(job.sampler).__name__} is not a Sampler (nfe, cond_width, run; hashable)")
         # A sampler that reads conditioning itself (the guided channel sampler: pilots) sets its width.
-        cond_dim = getattr(job.sampler, "cond_width", lambda m: m.cond_dim)(model)
+        cond_dim = job.sampler.cond_width(model)
         if cond_dim:
             if job.cond is None:
                 raise ValueError(f"model '{model.name}' needs conditioning of width {cond_dim}")

@@ -79,7 +79,6 @@ class anomaly_detector(engine_block):
         self.tracker = EventTracker(self.threshold, self.detector.window, self.hold)
         self._time_ref: tuple[int, float] | None = None  # (input sample, seconds): the last rx_time tag submitted
         self._time_ref_emit: tuple[int, float] | None = None  # the one that applied to the last emitted job
-        self._context = None
 
     def start(self) -> bool:
         self._new_tracker()
@@ -91,29 +90,25 @@ class anomaly_detector(engine_block):
             self._publish(event)
         return engine_block.stop(self)
 
-    def on_tag(self, key: str, value) -> None:
+    def on_tag(self, key: str, value, offset: int) -> None:
         try:
             seconds, frac = value
-            self._time_ref = (int(self.tag_offset), int(seconds) + float(frac))
+            self._time_ref = (int(offset), int(seconds) + float(frac))
         except (TypeError, ValueError):
             self.logger.warn(f"ignoring {key} tag with value {value!r}: not (seconds, fraction)")
 
-    def make_job(self, windows: np.ndarray):
+    def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
         baseline = None if self.method in ("ae_ddpm", "ae") else self.detector.method_scores(self.method, windows,
                                                                                               None)
-        self._context = (self.submit_first_in // self.detector.window, baseline, self._time_ref,
-                         self.submit_ends_stream)
-        return self.detector.job(windows, networks=baseline is None)
-
-    def job_context(self):
-        return self._context
+        context = (first_in // self.detector.window, baseline, self._time_ref, ends_stream)
+        return self.detector.job(windows, networks=baseline is None), context
 
     def finish(self, result: np.ndarray, context) -> np.ndarray:
         baseline = context[1]
         scores = baseline if baseline is not None else self.detector.method_scores(self.method, None, result)
         return np.asarray(scores, dtype=np.float32)
 
-    def result_tags(self, data: np.ndarray, context) -> list:
+    def result_tags(self, data: np.ndarray, result: np.ndarray, context) -> list:
         first_window, _, time_ref, ends_stream = context
         self._time_ref_emit = time_ref
         onsets, closed = self.tracker.update(data, first_window)

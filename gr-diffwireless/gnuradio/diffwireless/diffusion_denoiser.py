@@ -44,8 +44,8 @@ class diffusion_denoiser(snr_control, engine_block):
     def check_snr_db(self, snr_db: float) -> None:
         self.denoiser.start_step(snr_db)
 
-    def make_job(self, windows: np.ndarray):
-        return self.denoiser.job(windows, self.snr_db)
+    def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
+        return self.denoiser.job(windows, self.snr_db), None
 
-    def finish(self, result: np.ndarray, context=None) -> np.ndarray:
+    def finish(self, result: np.ndarray, context: None) -> np.ndarray:
         return self.denoiser.result(result)

@@ -65,11 +65,8 @@ class diffusion_detector(snr_control, engine_block):
     def check_snr_db(self, snr_db: float) -> None:
         self.detector.start_step(snr_db)
 
-    def make_job(self, windows: np.ndarray):
-        return self.detector.job(windows.ravel(), self.snr_db)
-
-    def job_context(self) -> float:
-        return self.snr_db
+    def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
+        return self.detector.job(windows.ravel(), self.snr_db), self.snr_db  # the SNR the job runs at
 
     def finish(self, result: np.ndarray, context: float) -> np.ndarray:
         denoised = self.detector.result(result)

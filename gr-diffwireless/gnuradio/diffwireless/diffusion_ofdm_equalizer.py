@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.engine import EngineOptions, acquire_engine, release_engine
+from diffwireless.engine import EngineOptions, Job, acquire_engine, release_engine
 from diffwireless.errors import EngineError
 from diffwireless.ofdm_equalizer import FrameEqualizer, OFDMLayout, apply_carrier_offset, noise_var_from_nulls
 
+from gnuradio.diffwireless import ofdm_defaults as defaults
 from gnuradio.diffwireless.engine_block import WORK_DONE
 
 CHAN_TAPS_TAG = "ofdm_sync_chan_taps"
@@ -19,6 +22,8 @@ CARR_OFFSET_TAG = "ofdm_sync_carr_offset"
 ESTIMATE_TAG = "dw_chan_est"
 SNR_EST_TAG = "dw_snr_db"
 DEFAULT_MODEL = "chanest_tdl_sym"
+MAX_FRAMES_IN_FLIGHT = 64  # frames whose estimate may be in the engine at once
+_WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
 
 
 class diffusion_ofdm_equalizer(gr.basic_block):
@@ -61,12 +66,10 @@ class diffusion_ofdm_equalizer(gr.basic_block):
                  engine: EngineOptions | str | None = None) -> None:
         gr.basic_block.__init__(self, name="diffwireless_diffusion_ofdm_equalizer",
                                 in_sig=[(np.complex64, fft_len)], out_sig=[(np.complex64, fft_len)])
-        from gnuradio.digital.ofdm_txrx import _def_occupied_carriers, _def_pilot_carriers, _def_pilot_symbols
-
         self.layout = OFDMLayout.make(fft_len,
-                                      _def_occupied_carriers if occupied_carriers is None else occupied_carriers,
-                                      _def_pilot_carriers if pilot_carriers is None else pilot_carriers,
-                                      _def_pilot_symbols if pilot_symbols is None else pilot_symbols,
+                                      defaults.OCCUPIED_CARRIERS if occupied_carriers is None else occupied_carriers,
+                                      defaults.PILOT_CARRIERS if pilot_carriers is None else pilot_carriers,
+                                      defaults.PILOT_SYMBOLS if pilot_symbols is None else pilot_symbols,
                                       symbols_skipped)
         points = None if constellation is None else np.asarray(constellation.points(), dtype=np.complex128)
         self.equalizer = FrameEqualizer(model or DEFAULT_MODEL, self.layout, tracking=tracking, points=points)
@@ -82,6 +85,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         self.snr_db = None if snr_db is None else float(snr_db)
         self.engine = None
         self.error: BaseException | None = None
+        self._pending: deque[_Frame] = deque()
         self.frames = 0
         self.missing_taps = 0
         self.last_snr_db = float("nan")
@@ -96,6 +100,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
     def start(self) -> bool:
         self.frames = self.missing_taps = 0
         self.error = None
+        self._pending = deque()
         try:
             self.engine = acquire_engine(self.options.device, holder="diffwireless_diffusion_ofdm_equalizer",
                                          **self.options.engine_config())
@@ -106,65 +111,140 @@ class diffusion_ofdm_equalizer(gr.basic_block):
 
     def stop(self) -> bool:
         if self.engine is not None:
+            for entry in self._pending:
+                if entry.job is not None:
+                    self.engine.drop(entry.job, count=False)
             release_engine(self.engine)
             self.engine = None
         self.logger.info(f"{self.frames} frames equalized ({self.missing_taps} without preamble taps)")
         return True
 
     def forecast(self, noutput_items, ninputs):
-        return [1] * ninputs
+        # With frames in flight the block must run without new input, to emit them at the end of the stream.
+        return [0 if self._pending else 1] * ninputs
 
     def general_work(self, input_items, output_items):
         if self.error is not None:
             return WORK_DONE
         inp, out = input_items[0], output_items[0]
-        start = self.nitems_read(0)
-        tags = {pmt.symbol_to_string(t.key): t.value for t in self.get_tags_in_window(0, 0, 1)}
-        if self.len_tag_key and self.len_tag_key in tags:
-            frame_len = int(pmt.to_long(tags[self.len_tag_key]))
-        elif self.fixed_frame_len:
-            frame_len = self.fixed_frame_len
-        else:
-            self.logger.error(f"item {start} starts no frame (no '{self.len_tag_key}' tag); dropping it")
-            self.consume(0, 1)
-            return 0
-        if len(inp) < frame_len or len(out) < frame_len:
-            return 0  # wait for the whole frame and room for it
-        frame = apply_carrier_offset(np.asarray(inp[:frame_len], dtype=np.complex128),
-                                     int(pmt.to_long(tags[CARR_OFFSET_TAG])) if CARR_OFFSET_TAG in tags else 0,
-                                     self.cp_len)
-        noise_var = noise_var_from_nulls(frame, self.layout)
-        if ESTIMATE_TAG in tags:
-            taps = np.asarray(pmt.c32vector_elements(tags[ESTIMATE_TAG]), dtype=np.complex128)
-            snr_db = float(pmt.to_double(tags[SNR_EST_TAG])) if SNR_EST_TAG in tags else float("nan")
-        else:
-            if CHAN_TAPS_TAG in tags:
-                ls = np.asarray(pmt.c32vector_elements(tags[CHAN_TAPS_TAG]), dtype=np.complex128)
+        produced = self._emit(out, 0)
+        consumed = self._consume(inp)
+        if produced == 0 and consumed == 0 and self._pending and self.error is None:
+            try:  # nothing to do but wait for the oldest frame's estimate (briefly: tb.stop() must be honoured)
+                if self._pending[0].job is not None:
+                    self._pending[0].job.future.exception(timeout=_WAIT_S)
+            except Exception:  # noqa: BLE001 - a timeout: _emit sorts out the rest
+                pass
+            produced = self._emit(out, 0)
+        if self.error is not None and produced == 0:
+            return WORK_DONE
+        return produced
+
+    # -- input side: take whole frames, submit their estimate and go on ----------------------------------------
+
+    def _consume(self, inp: np.ndarray) -> int:
+        consumed = 0
+        while len(self._pending) < MAX_FRAMES_IN_FLIGHT and consumed < len(inp):
+            start = self.nitems_read(0) + consumed
+            tags = {pmt.symbol_to_string(t.key): t.value for t in self.get_tags_in_window(0, consumed, consumed + 1)}
+            if self.len_tag_key and self.len_tag_key in tags:
+                frame_len = int(pmt.to_long(tags[self.len_tag_key]))
+            elif self.fixed_frame_len:
+                frame_len = self.fixed_frame_len
             else:
-                self.missing_taps += 1
-                ls = np.ones(self.layout.fft_len, dtype=np.complex128)
-            if self.snr_db is not None:
-                noise_var = float(np.mean(np.abs(ls[self.equalizer.active_bins]) ** 2)) / (1 + 10 ** (self.snr_db / 10))
-            items, scale, snr_db = self.equalizer.prepare(ls, noise_var if math.isfinite(noise_var) else 0.0)
-            out_items = self.engine.submit(self.equalizer.job(items, snr_db)).result()
-            taps = self.equalizer.taps_from_result(out_items, scale)
-        equalized, used = self.equalizer.equalize(frame, taps)
-        out[:frame_len] = equalized
-        first = self.nitems_written(0)
-        for tag in self.get_tags_in_window(0, 0, frame_len):
-            key = pmt.symbol_to_string(tag.key)
-            if key in (CHAN_TAPS_TAG, ESTIMATE_TAG, SNR_EST_TAG):
+                self.logger.error(f"item {start} starts no frame (no '{self.len_tag_key}' tag); dropping it")
+                consumed += 1
                 continue
-            self.add_item_tag(0, first + tag.offset - start, tag.key, tag.value, tag.srcid)
-        if self.len_tag_key and self.len_tag_key not in tags:
-            self.add_item_tag(0, first, pmt.intern(self.len_tag_key), pmt.from_long(frame_len), self._srcid)
-        self.add_item_tag(0, first, pmt.intern(ESTIMATE_TAG), pmt.init_c32vector(len(taps), taps.astype(np.complex64)),
-                          self._srcid)
-        self.add_item_tag(0, first, pmt.intern(SNR_EST_TAG), pmt.from_double(snr_db), self._srcid)
-        if self.propagate_channel_state:
-            self.add_item_tag(0, first, pmt.intern(CHAN_TAPS_TAG),
-                              pmt.init_c32vector(len(taps), used[-1].astype(np.complex64)), self._srcid)
-        self.last_snr_db = snr_db
-        self.frames += 1
-        self.consume(0, frame_len)
-        return frame_len
+            if len(inp) - consumed < frame_len:
+                break  # wait for the whole frame
+            frame = apply_carrier_offset(np.array(inp[consumed:consumed + frame_len], dtype=np.complex128),
+                                         int(pmt.to_long(tags[CARR_OFFSET_TAG])) if CARR_OFFSET_TAG in tags else 0,
+                                         self.cp_len)
+            entry = _Frame(frame, frame_len, has_len_tag=bool(self.len_tag_key) and self.len_tag_key in tags)
+            entry.tags = [(tag.offset - start, tag.key, tag.value, tag.srcid)
+                          for tag in self.get_tags_in_window(0, consumed, consumed + frame_len)
+                          if pmt.symbol_to_string(tag.key) not in (CHAN_TAPS_TAG, ESTIMATE_TAG, SNR_EST_TAG)]
+            if ESTIMATE_TAG in tags:  # estimated already (the header's estimate, carried to the payload)
+                entry.taps = np.asarray(pmt.c32vector_elements(tags[ESTIMATE_TAG]), dtype=np.complex128)
+                entry.snr_db = float(pmt.to_double(tags[SNR_EST_TAG])) if SNR_EST_TAG in tags else float("nan")
+            else:
+                self._submit(entry, tags)
+                if self.error is not None:
+                    return consumed
+            self._pending.append(entry)
+            consumed += frame_len
+        if consumed:
+            self.consume(0, consumed)
+        return consumed
+
+    def _submit(self, entry: "_Frame", tags: dict) -> None:
+        if CHAN_TAPS_TAG in tags:
+            ls = np.asarray(pmt.c32vector_elements(tags[CHAN_TAPS_TAG]), dtype=np.complex128)
+        else:
+            self.missing_taps += 1
+            ls = np.ones(self.layout.fft_len, dtype=np.complex128)
+        noise_var = noise_var_from_nulls(entry.frame, self.layout)
+        if self.snr_db is not None:
+            noise_var = float(np.mean(np.abs(ls[self.equalizer.active_bins]) ** 2)) / (1 + 10 ** (self.snr_db / 10))
+        items, entry.scale, entry.snr_db = self.equalizer.prepare(ls, noise_var if math.isfinite(noise_var) else 0.0)
+        job = self.equalizer.job(items, entry.snr_db)
+        try:
+            self.engine.submit(job)
+        except Exception as exc:  # noqa: BLE001 - a clear message and the end of the flowgraph, never a dead thread
+            self._fail(f"cannot submit the estimate of the frame at item {self.nitems_read(0)}: {exc}", exc)
+            return
+        entry.job = job
+
+    # -- output side: frames in the order they came, each once its estimate is back ----------------------------
+
+    def _emit(self, out: np.ndarray, produced: int) -> int:
+        while self._pending:
+            entry = self._pending[0]
+            if entry.taps is None:
+                if not entry.job.future.done():
+                    break
+                exc = entry.job.future.exception()
+                if exc is not None:
+                    self._fail(f"the channel estimate of a frame failed: {exc}", exc)
+                    break
+                entry.taps = self.equalizer.taps_from_result(entry.job.future.result(), entry.scale)
+            if len(out) - produced < entry.frame_len:
+                break  # wait for room for the whole frame
+            self._pending.popleft()
+            equalized, used = self.equalizer.equalize(entry.frame, entry.taps)
+            out[produced:produced + entry.frame_len] = equalized
+            first = self.nitems_written(0) + produced
+            for rel, key, value, srcid in entry.tags:
+                self.add_item_tag(0, first + rel, key, value, srcid)
+            if self.len_tag_key and not entry.has_len_tag:
+                self.add_item_tag(0, first, pmt.intern(self.len_tag_key), pmt.from_long(entry.frame_len),
+                                  self._srcid)
+            taps = entry.taps.astype(np.complex64)
+            self.add_item_tag(0, first, pmt.intern(ESTIMATE_TAG), pmt.init_c32vector(len(taps), taps), self._srcid)
+            self.add_item_tag(0, first, pmt.intern(SNR_EST_TAG), pmt.from_double(entry.snr_db), self._srcid)
+            if self.propagate_channel_state:
+                self.add_item_tag(0, first, pmt.intern(CHAN_TAPS_TAG),
+                                  pmt.init_c32vector(len(taps), used[-1].astype(np.complex64)), self._srcid)
+            self.last_snr_db = entry.snr_db
+            self.frames += 1
+            produced += entry.frame_len
+        return produced
+
+    def _fail(self, message: str, exc: BaseException) -> None:
+        self.error = exc
+        self.logger.error(message)
+
+
+@dataclass(eq=False)
+class _Frame:
+    """A frame on its way: its samples (carrier offset undone), tags relative to its first vector, and the engine
+    job of its estimate (None when the frame came with an estimate, in ``taps``)."""
+
+    frame: np.ndarray
+    frame_len: int
+    has_len_tag: bool
+    tags: list = field(default_factory=list)
+    job: Job | None = None
+    scale: float = 1.0
+    snr_db: float = float("nan")
+    taps: np.ndarray | None = None

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from gnuradio import analog, blocks, digital, fft, gr
-from gnuradio.digital.ofdm_txrx import (_def_cp_len, _def_fft_len, _def_occupied_carriers, _def_pilot_carriers,
-                                        _def_pilot_symbols, _get_constellation, _make_sync_word1, _make_sync_word2)
 
+from gnuradio.diffwireless import ofdm_defaults as defaults
 from gnuradio.diffwireless.diffusion_ofdm_equalizer import diffusion_ofdm_equalizer
 
 EQUALIZERS = ("diffusion", "stock")
@@ -29,7 +28,7 @@ class diffusion_ofdm_rx(gr.hier_block2):
         and raw_output.
     """
 
-    def __init__(self, fft_len: int = _def_fft_len, cp_len: int = _def_cp_len,
+    def __init__(self, fft_len: int = defaults.FFT_LEN, cp_len: int = defaults.CP_LEN,
                  frame_length_tag_key: str = "frame_length", packet_length_tag_key: str = "packet_length",
                  occupied_carriers=None, pilot_carriers=None, pilot_symbols=None, bps_header: int = 1,
                  bps_payload: int = 1,
@@ -40,13 +39,12 @@ class diffusion_ofdm_rx(gr.hier_block2):
                                 gr.io_signature(1 + raw_output, 1 + raw_output, gr.sizeof_char))
         if equalizer not in EQUALIZERS:
             raise ValueError(f"diffusion_ofdm_rx: equalizer must be one of {', '.join(EQUALIZERS)}, got {equalizer!r}")
-        occupied_carriers = _def_occupied_carriers if occupied_carriers is None else occupied_carriers
-        pilot_carriers = _def_pilot_carriers if pilot_carriers is None else pilot_carriers
-        pilot_symbols = _def_pilot_symbols if pilot_symbols is None else pilot_symbols
-        sync_word1 = _make_sync_word1(fft_len, occupied_carriers, pilot_carriers)
-        sync_word2 = _make_sync_word2(fft_len, occupied_carriers, pilot_carriers)
-        header_const = _get_constellation(bps_header)
-        payload_const = _get_constellation(bps_payload)
+        occupied_carriers = defaults.OCCUPIED_CARRIERS if occupied_carriers is None else occupied_carriers
+        pilot_carriers = defaults.PILOT_CARRIERS if pilot_carriers is None else pilot_carriers
+        pilot_symbols = defaults.PILOT_SYMBOLS if pilot_symbols is None else pilot_symbols
+        sync_word1, sync_word2 = defaults.sync_words(fft_len, cp_len, occupied_carriers, pilot_carriers)
+        header_const = defaults.constellation(bps_header)
+        payload_const = defaults.constellation(bps_payload)
 
         def make_equalizer(constellation, skipped: int, header: bool):
             if equalizer == "stock":

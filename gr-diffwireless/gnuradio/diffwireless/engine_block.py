@@ -11,7 +11,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.engine import EngineOptions, NonFiniteItems, acquire_engine, format_stats, release_engine
+from diffwireless.engine import EngineOptions, Job, NonFiniteItems, acquire_engine, format_stats, release_engine
 from diffwireless.errors import EngineError
 from diffwireless.tags import EOS as EOS_TAG
 
@@ -29,14 +29,14 @@ _BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows")
 class _Entry:
     """Windows submitted as one job: input items [first_in, first_in + n_windows * window_in)."""
 
-    future: Any
+    job: Job | None
     first_in: int
     n_windows: int
     n_in: int  # real input items (less than n_windows * window_in only for the zero-padded last window)
     n_out: int  # output items it yields
     tags: list = field(default_factory=list)  # (output index within the entry, key, value, srcid)
     data: np.ndarray | None = None
-    context: Any = None  # what the subclass's job_context() said at submit (e.g. the SNR the job ran at)
+    context: Any = None  # what make_job returned with the job (e.g. the SNR it ran at), handed back with its result
     emitted: int = 0
     released: bool = False
 
@@ -49,9 +49,8 @@ class engine_block(gr.basic_block):
     windows in flight), and emits finished jobs in submission order, so the flowgraph never waits on the network
     while there is input to take. Subclasses define ``make_job(windows) -> Job`` and
     ``finish(result, context) -> ndarray [k, window_out]``, and may handle control tags in ``on_tag(key, value)``
-    and keep per-job settings (``context``) with ``job_context()`` (``self.submit_first_in``, the absolute index of the
-    job's first input item, and ``self.submit_ends_stream``, whether it holds the ``dw_eos`` item, are set before
-    ``make_job``), and add tags to finished output with ``result_tags``.
+    and add tags to finished output with ``result_tags``; each hook is given what it needs as arguments (see
+    their docstrings), and the context that ``make_job`` returns with a job comes back with its result.
 
     - Tags: a tag on input item ``k`` is put on the output item made from ``k`` (window ``w``, position ``p``:
       output ``w * window_out + p * window_out // window_in``); tags of dropped windows go to the next output item.
@@ -134,7 +133,7 @@ class engine_block(gr.basic_block):
         if self.engine is None:
             return True
         for entry in self._pending:
-            self.engine.drop(entry.future, count=False)
+            self.engine.drop(entry.job, count=False)
         stats = self.stats()
         self._engine_stats_at_stop = {k: v for k, v in stats.items() if k not in _BLOCK_STATS}
         self.message_port_pub(self._stats_port, _stats_pmt(stats))
@@ -170,7 +169,7 @@ class engine_block(gr.basic_block):
             consumed = self._consume(inp)
         if produced == 0 and consumed == 0 and self._pending and not self._fatal:
             try:
-                self._pending[0].future.exception(timeout=_WAIT_S)
+                self._pending[0].job.future.exception(timeout=_WAIT_S)
             except Exception:  # noqa: BLE001 - timeout or cancellation: _emit sorts it out
                 pass
             produced = self._emit(out, 0)
@@ -240,10 +239,8 @@ class engine_block(gr.basic_block):
             seg_end = min(first_in + w1 * self.window_in, end_in)
             for off, key, value, _ in self._tags:
                 if key in self.control_tags and seg_first <= off < seg_end and (off - first_in) // self.window_in == w0:
-                    self.tag_offset = off
-                    self.on_tag(key, to_python(value))
-            self.submit_ends_stream = any(key == EOS_TAG and seg_first <= off < seg_end
-                                          for off, key, _, _ in self._tags)
+                    self.on_tag(key, to_python(value), off)
+            ends_stream = any(key == EOS_TAG and seg_first <= off < seg_end for off, key, _, _ in self._tags)
             windows = items[w0 * self.window_in: w1 * self.window_in].reshape(w1 - w0, self.window_in)
             n_in = seg_end - seg_first
             entry = _Entry(None, seg_first, w1 - w0, n_in, -(-n_in * self.window_out // self.window_in))
@@ -253,10 +250,9 @@ class engine_block(gr.basic_block):
                 entry.tags.append(((rel // self.window_in) * self.window_out
                                    + (rel % self.window_in) * self.window_out // self.window_in, key, value, srcid))
             try:
-                self.submit_first_in = seg_first
-                job = self.make_job(windows)
-                entry.context = self.job_context()
-                entry.future = self.engine.submit(job, policy=self.policy)
+                job, entry.context = self.make_job(windows, seg_first, ends_stream)
+                self.engine.submit(job, policy=self.policy)
+                entry.job = job
             except NonFiniteItems as exc:  # the engine checks; name the sample in the stream
                 window = windows[exc.item]
                 bad = seg_first + exc.item * self.window_in + int(np.argmin(np.isfinite(window)))
@@ -273,7 +269,7 @@ class engine_block(gr.basic_block):
         """Live policy: drop the oldest windows that have not started, to make room; returns the room made."""
         freed = 0
         for entry in self._pending:
-            if not entry.released and self.engine.drop(entry.future):
+            if not entry.released and self.engine.drop(entry.job):
                 entry.released = True
                 self._in_flight -= entry.n_windows
                 freed += entry.n_windows
@@ -285,7 +281,7 @@ class engine_block(gr.basic_block):
     def _emit(self, out: np.ndarray, produced: int) -> int:
         while self._pending and produced < len(out):
             entry = self._pending[0]
-            fut = entry.future
+            fut = entry.job.future
             if not fut.done():
                 break
             if fut.cancelled():
@@ -303,8 +299,9 @@ class engine_block(gr.basic_block):
                            f"failed: {exc}", exc)
                 return produced
             if entry.data is None:
-                entry.data = np.asarray(self.finish(fut.result(), entry.context)).reshape(-1)[: entry.n_out]
-                entry.tags.extend(self.result_tags(entry.data, entry.context))
+                result = fut.result()
+                entry.data = np.asarray(self.finish(result, entry.context)).reshape(-1)[: entry.n_out]
+                entry.tags.extend(self.result_tags(entry.data, result, entry.context))
             k = min(len(out) - produced, entry.n_out - entry.emitted)
             out[produced: produced + k] = entry.data[entry.emitted: entry.emitted + k]
             first_out = self.nitems_written(0) + produced
@@ -331,18 +328,26 @@ class engine_block(gr.basic_block):
             entry.released = True
             self._in_flight -= entry.n_windows
 
-    def on_tag(self, key: str, value) -> None:
-        """A control tag (key in ``control_tags``) at the first item of the windows about to be submitted; its
-        absolute input offset is ``self.tag_offset``."""
+    # -- the hooks of a subclass: everything they need comes as arguments --------------------------------------
 
-    def result_tags(self, data: np.ndarray, context: Any) -> list:
-        """Tags to add to a finished job's output ``data``: ``(index within data, key, PMT value, PMT srcid)``.
-        Called once per job, in submission order (default none)."""
+    def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool) -> tuple[Job, Any]:
+        """The engine job for ``windows [k, window_in]``, whose first item is input item ``first_in`` (absolute);
+        ``ends_stream``: they hold the stream's last item. Returns the job and a context that is handed back with
+        its result to :meth:`finish` and :meth:`result_tags` (e.g. the SNR the job ran at)."""
+        raise NotImplementedError(f"{type(self).__name__} must define make_job")
+
+    def finish(self, result: np.ndarray, context: Any) -> np.ndarray:
+        """The output items ``[k, window_out]`` of a finished job's ``result``."""
+        raise NotImplementedError(f"{type(self).__name__} must define finish")
+
+    def on_tag(self, key: str, value: Any, offset: int) -> None:
+        """A control tag (key in ``control_tags``, value as Python) at absolute input item ``offset``, the first
+        item of the windows about to be submitted."""
+
+    def result_tags(self, data: np.ndarray, result: np.ndarray, context: Any) -> list:
+        """Tags to add to a finished job's output ``data`` (made from ``result``): ``(index within data, key, PMT
+        value, PMT srcid)``. Called once per job, in submission order (default none)."""
         return []
-
-    def job_context(self) -> Any:
-        """Kept with each job as it is submitted and handed to ``finish(result, context)`` (default None)."""
-        return None
 
 
 class snr_control:
@@ -361,7 +366,7 @@ class snr_control:
         self.check_snr_db(snr_db)
         self.snr_db = float(snr_db)
 
-    def on_tag(self, key: str, value) -> None:
+    def on_tag(self, key: str, value, offset: int) -> None:
         try:
             self.set_snr_db(float(value))
         except (TypeError, ValueError):

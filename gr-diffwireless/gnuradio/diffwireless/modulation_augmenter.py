@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
 from diffwireless.augmentation import GUIDANCE_SCALE, ModulationAugmenter
-from diffwireless.engine import EngineOptions, acquire_engine, release_engine
+from diffwireless.engine import EngineOptions, Job, acquire_engine, release_engine
 from diffwireless.errors import EngineError
 
 from gnuradio.diffwireless._pmt import to_python
@@ -28,7 +27,7 @@ _WAIT_S = 0.05  # longest wait inside one work call, so that tb.stop() is honour
 class _Batch:
     """Frames on their way: generation, then (with a classifier) the confidence check."""
 
-    future: Any
+    job: Job
     class_index: np.ndarray
     snr_db: np.ndarray
     frames: np.ndarray | None = None
@@ -126,7 +125,7 @@ class modulation_augmenter(gr.sync_block):
     def stop(self) -> bool:
         if self.engine is not None:
             for batch in self._pending:
-                self.engine.drop(batch.future, count=False)
+                self.engine.drop(batch.job, count=False)
             self.logger.info(f"{self.frames_out} frames out, {self.generated} generated, {self.rejected} rejected "
                              "by the classifier")
             release_engine(self.engine)
@@ -148,18 +147,23 @@ class modulation_augmenter(gr.sync_block):
             class_index = np.full(n, self.classes.index(self.label))
         snr = np.full(n, self.snr_db)
         self._requested += n
-        self._pending.append(_Batch(self.engine.submit(self.augmenter.job(class_index, snr)), class_index, snr))
+        self._pending.append(_Batch(self._submit(self.augmenter.job(class_index, snr)), class_index, snr))
+
+    def _submit(self, job: Job) -> Job:
+        """Hand ``job`` to the engine without waiting (its result is taken in order by ``_advance``)."""
+        self.engine.submit(job)
+        return job
 
     def _advance(self) -> None:
         """Move finished generation on to the check, and checked frames to the ready queue, in order."""
-        while self._pending and self._pending[0].future.done():
+        while self._pending and self._pending[0].job.future.done():
             batch = self._pending[0]
-            result = batch.future.result()
+            result = batch.job.future.result()
             if not batch.checking:
                 batch.frames = self.augmenter.frames(result)
                 self.generated += len(batch.frames)
                 if self.augmenter.classifier is not None:
-                    batch.future = self.engine.submit(self.augmenter.classifier.job(batch.frames))
+                    batch.job = self._submit(self.augmenter.classifier.job(batch.frames))
                     batch.checking = True
                     continue
                 keep = np.ones(len(batch.frames), dtype=bool)
@@ -183,7 +187,7 @@ class modulation_augmenter(gr.sync_block):
             self._advance()
             if not self._ready and self._pending:
                 try:
-                    self._pending[0].future.exception(timeout=_WAIT_S)
+                    self._pending[0].job.future.exception(timeout=_WAIT_S)
                 except Exception:  # noqa: BLE001 - a timeout: nothing ready yet
                     pass
                 self._advance()

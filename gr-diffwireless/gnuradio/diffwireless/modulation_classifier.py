@@ -47,24 +47,18 @@ class modulation_classifier(engine_block):
         self._port = pmt.intern("classification")
         self.message_port_register_out(self._port)
         self.classes = self.classifier.classes
-        self._context = None
 
     def set_min_confidence(self, min_confidence: float) -> None:
         self.min_confidence = float(min_confidence)
 
-    def make_job(self, windows: np.ndarray):
-        self._context = self.submit_first_in // self.classifier.frame_len
-        return self.classifier.job(windows)
+    def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
+        return self.classifier.job(windows), first_in // self.classifier.frame_len  # the job's first frame
 
-    def job_context(self):
-        return self._context
+    def finish(self, result: np.ndarray, context: int) -> np.ndarray:
+        return self.classifier.decide(result).index.astype(np.int32)
 
-    def finish(self, result: np.ndarray, context) -> np.ndarray:
-        self._last = self.classifier.decide(result)
-        return self._last.index.astype(np.int32)
-
-    def result_tags(self, data: np.ndarray, context) -> list:
-        c = self._last
+    def result_tags(self, data: np.ndarray, result: np.ndarray, context: int) -> list:
+        c = self.classifier.decide(result)
         tags = []
         for i in np.flatnonzero(c.confidence >= self.min_confidence):
             d = {"label": self.classes[c.index[i]], "index": int(c.index[i]), "confidence": float(c.confidence[i]),

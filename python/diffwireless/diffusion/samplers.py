@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -39,6 +39,33 @@ class Denoiser(Protocol):
     step for every item), ``cond [B, C]`` or None."""
 
     def __call__(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor: ...
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """How the engine runs a network on a batch. Implementations are small frozen dataclasses: the engine merges
+    the jobs whose model and sampler compare equal, so a sampler holds everything that shapes the computation and
+    nothing about the data; it must be hashable (the engine's batching key)."""
+
+    def nfe(self, schedule: Any) -> int:
+        """Network evaluations per item."""
+        ...
+
+    def cond_width(self, model: Any) -> int:
+        """Width of the conditioning a job must carry per item (0: none); the engine checks jobs against it."""
+        ...
+
+    def run(self, network: Any, schedule: Any, x: torch.Tensor, cond: torch.Tensor | None = None,
+            generator: torch.Generator | None = None,
+            should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+        """The batch ``x [B, *item_shape]`` (conditioning ``cond [B, C]``) -> the output ``[B, ...]``; noise from
+        ``generator``; raises :class:`StopRequested` between network calls when ``should_stop()`` says so."""
+        ...
+
+
+def model_cond_width(model: Any) -> int:
+    """The conditioning width of a sampler that hands the job's conditioning to the network: the model's."""
+    return int(getattr(model, "cond_dim", 0) or 0)
 
 
 SPACINGS = ("linspace", "trailing")
@@ -147,6 +174,9 @@ class DDIMSampler:
             raise ValueError(f"start_step {start} is beyond the schedule's {schedule.num_train_steps} steps")
         return ddim_timesteps(start, self.num_steps, self.spacing)
 
+    def cond_width(self, model: Any) -> int:
+        return model_cond_width(model)
+
     def nfe(self, schedule: NoiseSchedule) -> int:
         """Network evaluations per item (two per step when guided)."""
         return len(self.timesteps(schedule)) * (1 if self.guidance_scale == 1.0 else 2)
@@ -174,6 +204,9 @@ class DDPMSampler:
     def nfe(self, schedule: NoiseSchedule) -> int:
         return len(self.timesteps(schedule))
 
+    def cond_width(self, model: Any) -> int:
+        return model_cond_width(model)
+
     def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
             generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         # With every step taken, DDIM with eta=1 is exactly the DDPM posterior step.
@@ -188,10 +221,11 @@ class ForwardPass:
     def nfe(self, schedule: NoiseSchedule | None = None) -> int:
         return 1
 
+    def cond_width(self, model: Any) -> int:
+        return model_cond_width(model)
+
     def run(self, network: Denoiser, schedule: NoiseSchedule | None, x: torch.Tensor,
             cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
             should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         return network(x, None, cond)
 
-
-Sampler = DDIMSampler | DDPMSampler | ForwardPass
