@@ -155,3 +155,15 @@ def test_bench_rows_of_one_point_and_the_crossing_interpolation():
     # log-linear crossing of 1e-3 between 1e-2 at 10 dB and 1e-4 at 12 dB: 11 dB
     assert bench.required_snr(np.array([8.0, 10.0, 12.0]), np.array([1e-1, 1e-2, 1e-4])) == pytest.approx(11.0)
     assert np.isnan(bench.required_snr(np.array([1.0, 2.0]), np.array([0.5, 0.4])))
+
+
+def test_constellation_given_as_gnuradio_object_or_name():
+    from gnuradio import digital
+
+    by_object = diffusion_detector(digital.qam_constellation(16, False, digital.mod_codes.GRAY_CODE), engine="cpu")
+    by_base = diffusion_detector(digital.constellation_qpsk().base(), engine="cpu")
+    assert by_object.detector.constellation.name == "16qam" and by_base.detector.constellation.name == "qpsk"
+    # constellation_16qam() orders its points otherwise (its indices are not a Gray code): refused, with the
+    # constructors that are supported.
+    with pytest.raises(ValueError, match="none of the supported ones.*qam_constellation"):
+        diffusion_detector(digital.constellation_16qam(), engine="cpu")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffwireless.constellations import get_constellation
 from diffwireless.detector import DiffusionDetector
 from diffwireless.engine import EngineOptions
 
+from gnuradio.diffwireless.constellations import core_constellation
 from gnuradio.diffwireless.engine_block import engine_block, snr_control
 
 OUTPUTS = ("bits", "indices", "llrs", "symbols")
@@ -31,8 +31,8 @@ class diffusion_detector(snr_control, engine_block):
     symbol. Items in and out are exact (``k`` outputs per symbol for bits and LLRs).
 
     Args:
-        constellation: ``qpsk``, ``16qam`` or ``64qam`` (the point order of the GNU Radio constructor named in
-            ``diffwireless.constellations``).
+        constellation: a GNU Radio constellation object, as the stock blocks take it (``constellation_qpsk()``, or
+            ``qam_constellation(16 or 64, False, mod_codes.GRAY_CODE)``), or ``qpsk``, ``16qam``, ``64qam``.
         model: a detector model file or shipped name; empty: the shipped ``detector_<constellation>``.
         snr_db: Es/N0 of the input in dB.
         num_steps: DDIM steps (network evaluations per symbol, at most; fewer at high SNR); 0: auto, 2 steps
@@ -46,7 +46,7 @@ class diffusion_detector(snr_control, engine_block):
     def __init__(self, constellation: str = "16qam", model: str = "", snr_db: float = 10.0, num_steps: int = 0,
                  sampler: str = "ddim", output: str = "bits", engine: EngineOptions | str | None = None,
                  max_in_flight: int = 65536, stats_interval_s: float = 1.0) -> None:
-        wanted = get_constellation(constellation)
+        wanted = core_constellation(constellation)
         self.detector = DiffusionDetector(model or f"detector_{wanted.name}", num_steps=num_steps, sampler=sampler)
         if self.detector.constellation is not wanted:
             raise ValueError(f"diffusion_detector: model '{self.detector.model.name}' detects "

@@ -155,6 +155,25 @@ def print_table(results: list[dict]) -> None:
               f"{cells}  {gains}  {ok}")
 
 
+def verdict(results: list[dict]) -> list[str]:
+    """Where the diffusion estimate earns its place against the robust LMMSE (the estimator a receiver runs without
+    training), by the paired 95% interval of the EVM gain; one line per recording and noise level."""
+    lines = []
+    for r in results:
+        cond = r.get("snr_db", r["added_noise_snr_db"])
+        where = f"{r['recording'][:40]} ({'as recorded' if cond is None else f'{cond:g} dB'})"
+        gain, low, high = r["rows"][-1]["gain_over_lmmse_robust_db"]
+        if low > 0:
+            lines.append(f"{where}: diffusion earns its place, {gain:.2f} dB better EVM than the robust LMMSE")
+        elif high < 0:
+            lines.append(f"{where}: diffusion does NOT earn its place, {-gain:.2f} dB worse EVM than the robust "
+                         "LMMSE: use the robust LMMSE (or the stock equalizer) on such channels")
+        else:
+            lines.append(f"{where}: diffusion level with the robust LMMSE (gain {gain:.2f} dB, interval "
+                         f"[{low:.2f}, {high:.2f}])")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="dw-wifi", description=__doc__.split("\n\n")[0])
     p.add_argument("recordings", nargs="*", help="802.11 SigMF recordings at 20 MHz (none: synthesized frames)")
@@ -184,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dw-wifi: {e}", file=sys.stderr)
         return 1
     print_table(results)
+    for line in verdict(results):
+        print(line)
     if args.json:
         Path(args.json).write_text(json.dumps({"model": args.model, "device": device, "nfe": 1,
                                                "results": results}, indent=1))
