@@ -181,3 +181,21 @@ def test_supervised_reference_views_and_learns_an_easy_anomaly():
     assert set(auc) == {"noise"} and auc["noise"] > 0.9
     with pytest.raises(ValueError, match="n_per_type"):
         train_reference(0.0, n_per_type=0)
+
+
+def test_dw_anomaly_says_which_detector_earns_its_place_on_the_synthesized_recording():
+    from gnuradio.diffwireless.apps.anomaly import verdict
+
+    truth = [(10_000, 16_000), (40_000, 46_000)]
+    res = {"samples": 100_000, "window": 256,
+           "ae_ddpm": {"truth": {"bursts": 2, "detected": 2, "false_events": 3}},
+           "energy": {"truth": {"bursts": 2, "detected": 2, "false_events": 3}}}
+    text = verdict(res, truth, 0.01)
+    quiet = -(-100_000 // 256) - 2 * (-(-6_000 // 256) + 1)
+    assert text.startswith("AE-DDPM does not earn its place") and f"over {quiet} quiet windows" in text
+    assert f"expects {0.01 * quiet:.1f}" in text and "3 and 3 false events" in text
+    res["ae_ddpm"]["truth"]["false_events"] = 1
+    assert verdict(res, truth, 0.01).startswith("AE-DDPM earns its place here")
+    res["energy"]["truth"]["detected"] = 1
+    res["ae_ddpm"]["truth"]["false_events"] = 9
+    assert verdict(res, truth, 0.01).startswith("AE-DDPM earns its place here")  # more bursts found

@@ -153,3 +153,15 @@ def test_dw_wifi_bad_recording_is_one_clear_error(tmp_path, capsys):
     bad.write_text("{not json")
     assert main([str(bad)]) == 1
     assert "x.sigmf-meta" in capsys.readouterr().err
+
+
+def test_dw_wifi_says_where_diffusion_earns_its_place_against_the_robust_lmmse():
+    from gnuradio.diffwireless.apps.wifi import verdict
+
+    def result(gain):
+        return {"recording": "rec", "added_noise_snr_db": 10.0, "rows": [{"gain_over_lmmse_robust_db": gain}]}
+
+    better, level, worse = verdict([result((0.5, 0.2, 0.8)), result((0.1, -0.2, 0.4)), result((-0.6, -0.9, -0.3))])
+    assert better == "rec (10 dB): diffusion earns its place, 0.50 dB better EVM than the robust LMMSE"
+    assert "level with the robust LMMSE" in level and "[-0.20, 0.40]" in level
+    assert "does NOT earn its place, 0.60 dB worse" in worse and "use the robust LMMSE" in worse

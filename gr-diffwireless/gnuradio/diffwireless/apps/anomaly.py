@@ -89,12 +89,12 @@ def verdict(res: dict, truth: list[tuple[int, int]], pfa: float) -> str:
     expected = pfa * quiet
     ours, energy = res["ae_ddpm"]["truth"], res["energy"]["truth"]
     found = f"{ours['detected']} and {energy['detected']} of {len(truth)} bursts found"
-    chance = (f"false events at the false-alarm rate asked ({pfa:g} per window over {quiet} quiet windows: "
-              f"{expected:.1f} expected)")
+    chance = (f"{ours['false_events']} and {energy['false_events']} false events, where the false-alarm rate asked "
+              f"({pfa:g} per window over {quiet} quiet windows) expects {expected:.1f}")
     if ours["detected"] > energy["detected"] or (ours["detected"] == energy["detected"]
                                                  and ours["false_events"] < energy["false_events"]):
         return f"AE-DDPM earns its place here: {found}; " + chance + "."
-    return (f"AE-DDPM does not earn its place on this recording: {found}, both with " + chance + ". Strong OOK "
+    return (f"AE-DDPM does not earn its place on this recording: {found}; " + chance + ". Strong OOK "
             "bursts on white noise are what an energy detector is made for; the AE-DDPM detector is for anomalies "
             "that do not stand out in power against a busy band (docs/anomaly-detector.md).")
 

@@ -161,7 +161,7 @@ def verdict(results: list[dict]) -> list[str]:
     lines = []
     for r in results:
         cond = r.get("snr_db", r["added_noise_snr_db"])
-        where = f"{r['recording'][:40]} ({'as recorded' if cond is None else f'{cond:g} dB'})"
+        where = f"{r['recording']} ({'as recorded' if cond is None else f'{cond:g} dB'})"
         gain, low, high = r["rows"][-1]["gain_over_lmmse_robust_db"]
         if low > 0:
             lines.append(f"{where}: diffusion earns its place, {gain:.2f} dB better EVM than the robust LMMSE")
