@@ -23,7 +23,7 @@ WIFI_CAPTURES := $(wildcard ../shared/captures/wifi-ofdm/*.sigmf-meta)
 # The developers' ISM-band recordings (without them dw-anomaly synthesizes an ISM-like recording).
 ISM_CAPTURES := $(wildcard ../shared/captures/ism-433/*.sigmf-meta)
 
-.PHONY: setup apt grc-apt demo test grc screenshots bench models recording clean
+.PHONY: setup apt grc-apt apt-install demo test grc screenshots docs-plots bench models recording clean
 
 setup: apt $(VENV)/.installed
 
@@ -74,6 +74,18 @@ screenshots: setup grc-apt
 
 bench: setup
 	$(VENV)/bin/dw-bench all --out $(OUT)
+
+# The plots in docs/: every benchmark's quick run (about 30 min here), shrunk to small PNGs in docs/img/.
+# QUICK_OUT=DIR reuses the JSON/PNG of an earlier `dw-bench TASK --quick --out DIR` instead of running them.
+QUICK_OUT ?=
+docs-plots: setup
+	@if [ -z "$(QUICK_OUT)" ]; then for t in $$($(VENV)/bin/dw-bench --list); do \
+		$(VENV)/bin/dw-bench $$t --quick --out build/quick || exit 1; done; fi
+	@mkdir -p docs/img
+	$(PY) -c "import sys, pathlib; from PIL import Image; \
+	[Image.open(p).convert('RGB').resize((900, round(900 * Image.open(p).height / Image.open(p).width))) \
+	 .quantize(128).save(pathlib.Path('docs/img') / p.name, optimize=True) \
+	 for p in sorted(pathlib.Path(sys.argv[1]).glob('*.png'))]" $(or $(QUICK_OUT),build/quick)
 
 models: setup
 	$(VENV)/bin/dw-train --all
