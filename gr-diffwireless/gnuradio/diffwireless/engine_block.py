@@ -47,10 +47,12 @@ class engine_block(gr.basic_block):
     Each ``window_in`` input items become one item of an engine job; each job result yields ``window_out`` output
     items per window. ``general_work`` consumes what has arrived, submits it as one job (up to ``max_in_flight``
     windows in flight), and emits finished jobs in submission order, so the flowgraph never waits on the network
-    while there is input to take. Subclasses define ``make_job(windows) -> Job`` and
-    ``finish(result, context) -> ndarray [k, window_out]``, and may handle control tags in ``on_tag(key, value)``
-    and add tags to finished output with ``result_tags``; each hook is given what it needs as arguments (see
-    their docstrings), and the context that ``make_job`` returns with a job comes back with its result.
+    while there is input to take. Subclasses define ``make_job(windows, first_in, ends_stream) -> (Job, context)``
+    and ``finish(result, context) -> ndarray [k, window_out]``, and may handle control tags in
+    ``on_tag(key, value, offset)`` and add tags to finished output with ``result_tags(data, result, context)``; each
+    hook is given what it needs as arguments, and the context that ``make_job`` returns with a job comes back with
+    its result. Options of the engine and the policy come in one ``engine`` argument (``EngineOptions``, a device
+    string or None); a block that asks a running engine for other options logs the error at start and ends.
 
     - Tags: a tag on input item ``k`` is put on the output item made from ``k`` (window ``w``, position ``p``:
       output ``w * window_out + p * window_out // window_in``); tags of dropped windows go to the next output item.
