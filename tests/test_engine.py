@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffwireless.diffusion import DDIMSampler, DDPMSampler, NoiseSchedule
+from diffwireless.diffusion import DDIMSampler, DDPMSampler, ForwardPass, NoiseSchedule
 from diffwireless.engine import (
     DenoiseEngine,
     EngineOptions,
@@ -259,10 +259,10 @@ def test_registry_shares_one_engine_per_device():
         with pytest.raises(EngineError, match=r"block c asks the engine on cpu for \{'max_batch': 999\}.*block a "
                                               r"runs it with \{'max_batch': 128\}"):
             acquire_engine("cpu", holder="block c", max_batch=999)
-        release_engine(a)
+        release_engine(a, "block a")
         assert b.running
     finally:
-        release_engine(b)
+        release_engine(b, "block b")
     assert not a.running and "cpu" not in shared_engines()
 
 
@@ -290,6 +290,40 @@ def test_engine_options_check_their_values_and_compare_as_the_engine_runs():
     try:
         b = acquire_engine("cpu", holder="b", **EngineOptions(max_batch=1024, policy="drop").engine_config())
         assert a is b
-        release_engine(b)
+        release_engine(b, "b")
     finally:
-        release_engine(a)
+        release_engine(a, "a")
+
+
+def test_an_empty_job_returns_an_empty_result(engine):
+    model = mlp()
+    got = engine.submit(Job(model, items(0), SAMPLER)).result(timeout=30)
+    assert got.shape == (0, 8, 2)
+    # and beside a job with items, each gets its own
+    empty, full = (engine.submit(Job(model, items(n), SAMPLER)) for n in (0, 5))
+    assert empty.result(timeout=30).shape == (0, 8, 2) and full.result(timeout=30).shape == (5, 8, 2)
+
+
+def test_a_network_that_returns_the_wrong_number_of_rows_fails_its_job_naming_the_model(engine):
+    base = mlp()
+
+    class Truncating(torch.nn.Module):
+        def forward(self, x, t, cond):
+            return x[:-1] * 1.0
+
+    model = DiffusionModel("truncating", Truncating(), base.item_shape, base.schedule)
+    with pytest.raises(EngineError, match=r"model 'truncating' failed.*returned 3 rows for a batch of 4 items"):
+        engine.submit(Job(model, items(4), ForwardPass())).result(timeout=30)
+
+
+def test_release_is_counted_per_holder():
+    a = acquire_engine("cpu", holder="block a")
+    b = acquire_engine("cpu", holder="block b")
+    try:
+        release_engine(a, "block a")
+        with pytest.raises(EngineError, match="block a releases the engine on cpu more often than it acquired it"):
+            release_engine(a, "block a")
+        assert b.running and "cpu" in shared_engines()  # the other holder keeps it
+    finally:
+        release_engine(b, "block b")
+    assert not b.running and "cpu" not in shared_engines()

@@ -444,6 +444,10 @@ class DenoiseEngine:
 
     def _compute(self, model: DiffusionModel, sampler: Sampler, x: np.ndarray, cond: np.ndarray | None) -> np.ndarray:
         """Run the batch in chunks of the batch cap; halve the cap on out-of-memory; fall back to CPU once."""
+        if len(x) == 0:  # an empty job: no rows, shaped as the network answers (networks need a row to run)
+            one = np.zeros((1, *x.shape[1:]), dtype=np.float32)
+            one_cond = None if cond is None else np.zeros((1, *cond.shape[1:]), dtype=np.float32)
+            return self._run_tensor(model, sampler, one, one_cond)[:0]
         while True:
             try:
                 out, start = [], 0
@@ -510,6 +514,8 @@ class DenoiseEngine:
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
             y = sampler.run(net, model.schedule, xt, ct, self._generator, self._should_stop)
+        if y.shape[0] != xt.shape[0]:  # broadcasting it back into the jobs would hide the fault
+            raise ValueError(f"the network returned {y.shape[0]} rows for a batch of {xt.shape[0]} items")
         return y.float().cpu().numpy()
 
     def _should_stop(self) -> bool:
@@ -573,6 +579,7 @@ _registry_lock = threading.Lock()
 _engines: dict[str, DenoiseEngine] = {}
 _users: dict[str, int] = {}
 _first_holder: dict[str, str] = {}
+_holds: dict[str, dict[str, int]] = {}  # per device: how many times each holder holds the engine
 
 
 def _normalized(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
@@ -610,6 +617,7 @@ def acquire_engine(device: str = "auto", holder: str = "", **config: Any) -> Den
             _engines[key] = engine
             _users[key] = 0
             _first_holder[key] = holder or "a user"
+            _holds[key] = {}
         else:
             wanted = _normalized(dev, config)
             differ = {k: v for k, v in wanted.items() if engine.config.get(k) != v}
@@ -619,20 +627,30 @@ def acquire_engine(device: str = "auto", holder: str = "", **config: Any) -> Den
                                   f"{_first_holder[key]} runs it with {running}: one device has one engine, so give "
                                   "both the same options (in GRC: the same Diffusion Engine block)")
         _users[key] += 1
+        _holds[key][holder] = _holds[key].get(holder, 0) + 1
         return engine
 
 
-def release_engine(engine: DenoiseEngine) -> None:
-    """Let go of an engine from :func:`acquire_engine`; the last user's release stops it and joins its thread."""
+def release_engine(engine: DenoiseEngine, holder: str = "") -> None:
+    """Let go of an engine from :func:`acquire_engine` (``holder`` as given there); the last user's release stops
+    it and joins its thread.
+
+    Raises:
+        EngineError: ``holder`` releases the engine more often than it acquired it; the others keep it running.
+    """
     with _registry_lock:
         key = next((k for k, e in _engines.items() if e is engine), None)
         if key is None:
             engine.stop()
             return
+        if _holds[key].get(holder, 0) == 0:
+            raise EngineError(f"{holder or 'a user'} releases the engine on {key} more often than it acquired it; "
+                              "the engine keeps running for its other users")
+        _holds[key][holder] -= 1
         _users[key] -= 1
         if _users[key] > 0:
             return
-        del _engines[key], _users[key], _first_holder[key]
+        del _engines[key], _users[key], _first_holder[key], _holds[key]
     engine.stop()
 
 
@@ -649,5 +667,6 @@ def _stop_all() -> None:
         _engines.clear()
         _users.clear()
         _first_holder.clear()
+        _holds.clear()
     for engine in engines:
         engine.stop()

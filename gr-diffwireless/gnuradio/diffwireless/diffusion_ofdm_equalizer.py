@@ -102,7 +102,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         self.error = None
         self._pending = deque()
         try:
-            self.engine = acquire_engine(self.options.device, holder="diffwireless_diffusion_ofdm_equalizer",
+            self._holder = self.alias()  # the block's id in GRC (else its name and number): unique per block
+            self.engine = acquire_engine(self.options.device, holder=self._holder,
                                          **self.options.engine_config())
         except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
             self.error = exc
@@ -114,7 +115,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             for entry in self._pending:
                 if entry.job is not None:
                     self.engine.drop(entry.job, count=False)
-            release_engine(self.engine)
+            release_engine(self.engine, self._holder)
             self.engine = None
         self.logger.info(f"{self.frames} frames equalized ({self.missing_taps} without preamble taps)")
         return True

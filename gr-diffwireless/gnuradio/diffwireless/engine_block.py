@@ -126,7 +126,8 @@ class engine_block(gr.basic_block):
         self.error = None
         self._partial_start = self.nitems_read(0)
         try:
-            self.engine = acquire_engine(self.options.device, holder=self.block_name, **self.options.engine_config())
+            self._holder = self.alias()  # the block's id in GRC (else its name and number): unique per block
+            self.engine = acquire_engine(self.options.device, holder=self._holder, **self.options.engine_config())
         except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
             self._fail(f"cannot start: {exc}", exc)
         return True
@@ -141,7 +142,7 @@ class engine_block(gr.basic_block):
         self.message_port_pub(self._stats_port, _stats_pmt(stats))
         self.logger.info(f"{stats['items_in']} items in, {stats['items_out']} out, {stats['dropped_items']} dropped; "
                          f"engine {format_stats(stats)}")
-        release_engine(self.engine)
+        release_engine(self.engine, self._holder)
         self.engine = None
         return True
 

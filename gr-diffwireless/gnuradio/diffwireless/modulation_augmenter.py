@@ -115,7 +115,8 @@ class modulation_augmenter(gr.sync_block):
         self._reset()
         self.error = None
         try:
-            self.engine = acquire_engine(self.options.device, holder="diffwireless_modulation_augmenter",
+            self._holder = self.alias()  # the block's id in GRC (else its name and number): unique per block
+            self.engine = acquire_engine(self.options.device, holder=self._holder,
                                          **self.options.engine_config())
         except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
             self.error = exc
@@ -128,7 +129,7 @@ class modulation_augmenter(gr.sync_block):
                 self.engine.drop(batch.job, count=False)
             self.logger.info(f"{self.frames_out} frames out, {self.generated} generated, {self.rejected} rejected "
                              "by the classifier")
-            release_engine(self.engine)
+            release_engine(self.engine, self._holder)
             self.engine = None
         return True
 
