@@ -88,3 +88,56 @@ def test_existing_recording_is_not_overwritten_by_default(tmp_path):
 def test_missing_folder_fails_when_the_block_is_built(tmp_path):
     with pytest.raises(RecordingError, match="folder .*nowhere does not exist"):
         diffwireless.sigmf_sink(str(tmp_path / "nowhere" / "x"))
+
+
+def test_bad_parameters_fail_when_the_block_is_built(tmp_path):
+    for name, value in (("sample_rate", -1.0), ("sample_rate", float("nan")), ("frequency", float("inf"))):
+        with pytest.raises(ValueError, match=f"sigmf_sink: {name} must be finite and >= 0"):
+            diffwireless.sigmf_sink(str(tmp_path / "bad"), **{name: value})
+
+
+# Run in a child process: before, these values aborted the interpreter (SIGABRT at stop) and lost the metadata.
+BAD_VALUES_FLOWGRAPH = """
+import sys, time
+import numpy as np, pmt
+from gnuradio import blocks, gr
+from gnuradio import diffwireless
+
+tags = [gr.tag_utils.python_to_tag((5, pmt.intern("rx_rate"), pmt.from_double(-5.0))),
+        gr.tag_utils.python_to_tag((7, pmt.intern("annotation"), pmt.to_pmt({"label": "ok", "sample_count": 3})))]
+src = blocks.vector_source_c(np.ones(20_000, np.complex64).tolist(), False, 1, tags)
+throttle = blocks.throttle(gr.sizeof_gr_complex, 100_000)
+sink = diffwireless.sigmf_sink(sys.argv[1], sample_rate=1e5)
+tb = gr.top_block()
+tb.connect(src, throttle, sink)
+tb.start()
+bad = [{"label": "complex", "value": 1 + 2j}, {"label": "negative", "start": 10, "sample_count": -4},
+       {"label": "edge", "start": 10, "freq_lower_edge": 1e13, "freq_upper_edge": 2e13},
+       {"label": "negative start", "sample_start": -50}, {"label": "good", "start": 100, "end": 150}]
+for value in bad:
+    sink.to_basic_block()._post(pmt.intern("annotations"), pmt.to_pmt(value))
+sink.to_basic_block()._post(pmt.intern("annotations"),
+                            pmt.to_pmt({"label": "nan peak", "start": 200, "end": 210, "peak": float("nan")}))
+sink.to_basic_block()._post(pmt.intern("annotations"), pmt.init_c32vector(2, [1j, 2]))
+tb.wait()
+print("SKIPPED", sink.skipped)
+"""
+
+
+def test_bad_tag_and_message_values_are_left_out_and_the_recording_is_kept(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "fg.py"
+    script.write_text(BAD_VALUES_FLOWGRAPH)
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "rec")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SKIPPED 5" in proc.stdout, proc.stdout + proc.stderr  # rx_rate -5 and four bad annotations
+    rec = SigMFRecording(tmp_path / "rec")  # valid SigMF: the sigmf package validated it when it was written
+    assert rec.num_samples == 20_000 and rec.sample_rate == 1e5
+    got = {a.fields.get("core:label"): (a.sample_start, a.sample_count, a.fields) for a in rec.annotations}
+    assert set(got) == {"ok", "good", "nan peak"}, got
+    assert got["good"][:2] == (100, 50)
+    assert "diffwireless:peak" not in got["nan peak"][2]  # NaN is never written
+    assert not list(tmp_path.glob("*.tmp"))

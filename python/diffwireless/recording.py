@@ -402,17 +402,28 @@ class SigMFWriter:
         self.num_samples += samples.size
 
     def set_sample_rate(self, sample_rate: float) -> None:
-        self.sample_rate = float(sample_rate)
+        """Raises RecordingError for a rate that is not finite and positive (nothing is changed then)."""
+        rate = float(sample_rate)
+        if not (math.isfinite(rate) and rate > 0):
+            raise RecordingError(f"{self.meta_path}: sample rate must be finite and > 0, got {sample_rate!r}")
+        self.sample_rate = rate
 
     def add_capture(self, sample_start: int, frequency_hz: float | None = None, datetime: str | None = None,
                     **extra: Any) -> None:
-        """Start a capture segment at ``sample_start``; fields given for the same start are merged."""
-        fields = self._captures.setdefault(int(sample_start), {"core:sample_start": int(sample_start)})
+        """Start a capture segment at ``sample_start``; fields given for the same start are merged.
+
+        Raises:
+            RecordingError: a capture the SigMF schema refuses, or a value JSON cannot hold exactly (NaN, Inf,
+                complex): nothing is added, so the metadata written at the end stays valid.
+        """
+        fields = dict(self._captures.get(int(sample_start), {"core:sample_start": int(sample_start)}))
         if frequency_hz is not None:
             fields["core:frequency"] = float(frequency_hz)
         if datetime is not None:
             fields["core:datetime"] = datetime
         fields.update(_namespaced(extra))
+        self._check_entry("captures", fields)
+        self._captures[int(sample_start)] = fields
 
     def add_annotation(self, sample_start: int, sample_count: int | None = None, **fields: Any) -> None:
         """Annotate ``sample_count`` samples from ``sample_start``.
@@ -420,12 +431,33 @@ class SigMFWriter:
         ``fields`` use SigMF names with or without the ``core:`` prefix (``label``, ``comment``,
         ``freq_lower_edge``, ``freq_upper_edge``, ...); names outside the core namespace are stored under
         ``diffwireless:`` unless they carry a namespace of their own. Values must be JSON-serialisable.
+
+        Raises:
+            RecordingError: an annotation the SigMF schema refuses (a negative start or count, a frequency edge out
+                of range, ...), or a value JSON cannot hold exactly (NaN, Inf, complex): nothing is added, so the
+                metadata written at the end stays valid.
         """
         ann: dict[str, Any] = {"core:sample_start": int(sample_start)}
         if sample_count is not None:
             ann["core:sample_count"] = int(sample_count)
         ann.update(_namespaced(fields))
+        self._check_entry("annotations", ann)
         self._annotations.append(ann)
+
+    def _check_entry(self, section: str, entry: dict[str, Any]) -> None:
+        """Refuse an entry that would make the metadata invalid, before it is added (the schema's own verdict)."""
+        try:
+            json.dumps(entry, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise RecordingError(f"{self.meta_path}: {section[:-1]} {entry!r} cannot be written as JSON: {exc}") \
+                from None
+        probe = {"global": {"core:datatype": self.datatype.name, "core:version": "1.2.0"},
+                 "captures": [{"core:sample_start": 0}], "annotations": []}
+        if section == "captures":
+            probe["captures"] = [entry]
+        else:
+            probe["annotations"] = [entry]
+        _validate_schema(probe, self.meta_path)
 
     def metadata(self) -> dict[str, Any]:
         """The metadata as it would be written now (validated by :meth:`close`)."""
@@ -481,15 +513,15 @@ class SigMFWriter:
 
 
 def _namespaced(fields: dict[str, Any]) -> dict[str, Any]:
-    """Give bare field names their SigMF namespace: core names get ``core:``, others ``diffwireless:``."""
+    """Give bare field names their SigMF namespace: core names get ``core:``, others ``diffwireless:``. A field
+    whose value is None, NaN or infinite is left out: JSON has no NaN/Inf, and a string in its place is not the
+    number a reader expects (the schema refuses it for the core's numeric fields)."""
     out = {}
     for key, value in fields.items():
-        if value is None:
+        if value is None or (isinstance(value, (float, np.floating)) and not math.isfinite(value)):
             continue
         if ":" not in key:
             key = f"core:{key}" if key in _CORE_ANNOTATION_FIELDS else f"{EXTENSION_NAMESPACE}:{key}"
-        if isinstance(value, float) and not math.isfinite(value):
-            value = str(value)  # JSON has no NaN/Inf
         out[key] = value
     return out
 

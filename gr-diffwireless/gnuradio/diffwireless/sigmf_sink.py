@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pmt
 from gnuradio import gr
 
 from diffwireless.datatypes import parse_datatype
+from diffwireless.errors import RecordingError
 from diffwireless.recording import SigMFWriter, check_writable, sigmf_paths
 from diffwireless.tags import ANNOTATION, RX_FREQ, RX_RATE, RX_TIME, annotation_from_tag, datetime_from_rx_time
 
@@ -41,8 +43,11 @@ class sigmf_sink(gr.sync_block):
     def __init__(self, path: str, datatype: str = "cf32_le", sample_rate: float = 0.0, frequency: float = 0.0,
                  description: str = "", annotate_tags=(ANNOTATION,), overwrite: bool = False) -> None:
         gr.sync_block.__init__(self, name="diffwireless_sigmf_sink", in_sig=[np.complex64], out_sig=None)
-        # Check what can be checked now, so a bad path fails when the flowgraph is built, not when it runs.
+        # Check what can be checked now, so a bad value fails when the flowgraph is built, not when it runs.
         parse_datatype(datatype)
+        for name, value in (("sample_rate", sample_rate), ("frequency", frequency)):
+            if not (math.isfinite(float(value)) and float(value) >= 0):
+                raise ValueError(f"sigmf_sink: {name} must be finite and >= 0 (0: from the {name} tags), got {value}")
         check_writable(path, overwrite, how="set overwrite")
         self.path = str(path)
         self.datatype = datatype
@@ -53,6 +58,7 @@ class sigmf_sink(gr.sync_block):
         self.overwrite = bool(overwrite)
         self.logger = gr.logger(f"diffwireless.sigmf_sink({Path(path).name})")
         self._writer: SigMFWriter | None = None
+        self.skipped = 0  # tag and message values that could not be recorded (each logged)
         self._lock = threading.Lock()
         self._freq: float | None = self.frequency or None
         self.message_port_register_in(pmt.intern("annotations"))
@@ -76,13 +82,19 @@ class sigmf_sink(gr.sync_block):
         samples = input_items[0]
         with self._lock:
             for tag in self.get_tags_in_window(0, 0, len(samples)):
-                self._on_tag(pmt.symbol_to_string(tag.key), to_python(tag.value), tag.offset - self._origin)
+                key = pmt.symbol_to_string(tag.key)
+                try:
+                    self._on_tag(key, to_python(tag.value), tag.offset - self._origin)
+                except (RecordingError, TypeError, ValueError, OverflowError) as exc:
+                    self._skip(f"tag '{key}' at sample {tag.offset - self._origin}", exc)
             self._writer.write(samples)
         return len(samples)
 
     def _on_tag(self, key: str, value, index: int) -> None:
         writer = self._writer
         if key == RX_RATE:
+            if not (math.isfinite(float(value)) and float(value) > 0):
+                raise ValueError(f"a sample rate must be finite and > 0, not {value!r}")
             if not self.sample_rate and not writer.sample_rate:
                 writer.set_sample_rate(float(value))
             elif writer.sample_rate and abs(float(value) - writer.sample_rate) > 1e-6 * writer.sample_rate:
@@ -108,14 +120,28 @@ class sigmf_sink(gr.sync_block):
             if self._writer is None:
                 self.logger.warn("annotation message before the flowgraph started; ignored")
                 return
-            start = value.get("sample_start", value.get("start"))
-            index = int(start) - self._origin if start is not None else self.nitems_read(0) - self._origin
-            count, fields = annotation_from_tag(ANNOTATION, value)
-            self._writer.add_annotation(index, count, **fields)
+            try:
+                start = value.get("sample_start", value.get("start"))
+                index = int(start) - self._origin if start is not None else self.nitems_read(0) - self._origin
+                count, fields = annotation_from_tag(ANNOTATION, value)
+                self._writer.add_annotation(index, count, **fields)
+            except (RecordingError, TypeError, ValueError, OverflowError) as exc:
+                self._skip("an annotation message", exc)
+
+    def _skip(self, what: str, exc: BaseException) -> None:
+        """A value that would make the metadata invalid: logged and left out, never allowed to end the recording."""
+        self.skipped += 1
+        self.logger.warn(f"{what} not recorded ({self.skipped} so far): {exc}")
 
     def stop(self) -> bool:
         with self._lock:
             if self._writer is not None:
-                meta = self._writer.close()
-                self.logger.info(f"wrote {self._writer.num_samples} samples to {meta}")
+                try:
+                    meta = self._writer.close()
+                except Exception as exc:  # noqa: BLE001 - an exception out of stop() aborts the whole process
+                    self.logger.error(f"{self.meta_path}: metadata not written ({self._writer.num_samples} samples "
+                                      f"are in {self._writer.data_path}): {type(exc).__name__}: {exc}")
+                    return True
+                self.logger.info(f"wrote {self._writer.num_samples} samples to {meta}"
+                                 + (f"; {self.skipped} tag or message values left out" if self.skipped else ""))
         return True
