@@ -141,3 +141,25 @@ def test_bad_tag_and_message_values_are_left_out_and_the_recording_is_kept(tmp_p
     assert got["good"][:2] == (100, 50)
     assert "diffwireless:peak" not in got["nan peak"][2]  # NaN is never written
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_folder_where_no_file_can_be_created_fails_when_the_block_is_built(tmp_path):
+    import os
+    import subprocess
+
+    # A read-only mount refuses even root (permission bits do not): a tmpfs remounted read-only where we may.
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    if not mounted:
+        os.chmod(folder, 0o500)
+        if os.access(folder, os.W_OK) and os.geteuid() == 0:
+            pytest.skip("cannot make a read-only folder here (root, and no mount)")
+    try:
+        with pytest.raises(RecordingError, match="cannot write .*ro/x.sigmf-data"):
+            diffwireless.sigmf_sink(str(folder / "x"), sample_rate=1e3)
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(folder)], check=False)
+        os.chmod(folder, 0o700)

@@ -342,8 +342,9 @@ def check_writable(path: str | os.PathLike, overwrite: bool, how: str = "allow o
     """The (meta, data) pair a new recording at ``path`` would write, after checking it can be written.
 
     Raises:
-        RecordingError: the folder does not exist, or a file of the pair exists and ``overwrite`` is False
-            (``how`` says how the caller allows overwriting, e.g. a block's parameter name).
+        RecordingError: the folder does not exist or files cannot be created in it (tried: a probe file is made
+            and removed), or a file of the pair exists and ``overwrite`` is False (``how`` says how the caller
+            allows overwriting, e.g. a block's parameter name).
     """
     meta_path, data_path = sigmf_paths(path)
     if not meta_path.parent.is_dir():
@@ -352,6 +353,14 @@ def check_writable(path: str | os.PathLike, overwrite: bool, how: str = "allow o
         for p in (meta_path, data_path):
             if p.exists():
                 raise RecordingError(f"{p} exists; remove it or {how}")
+    probe = data_path.with_name(data_path.name + ".probe")
+    try:  # permission bits do not say it all (root, read-only mounts): create a file there
+        probe.open("xb").close()
+        probe.unlink()
+    except FileExistsError:
+        pass  # a stale probe: the folder is writable
+    except OSError as exc:
+        raise RecordingError(f"cannot write {data_path}: {exc.strerror or exc}") from None
     return meta_path, data_path
 
 

@@ -16,6 +16,7 @@ from diffwireless.recording import SigMFWriter, check_writable, sigmf_paths
 from diffwireless.tags import ANNOTATION, RX_FREQ, RX_RATE, RX_TIME, annotation_from_tag, datetime_from_rx_time
 
 from gnuradio.diffwireless._pmt import to_python
+from gnuradio.diffwireless.engine_block import WORK_DONE
 
 
 class sigmf_sink(gr.sync_block):
@@ -59,6 +60,7 @@ class sigmf_sink(gr.sync_block):
         self.logger = gr.logger(f"diffwireless.sigmf_sink({Path(path).name})")
         self._writer: SigMFWriter | None = None
         self.skipped = 0  # tag and message values that could not be recorded (each logged)
+        self.error: BaseException | None = None
         self._lock = threading.Lock()
         self._freq: float | None = self.frequency or None
         self.message_port_register_in(pmt.intern("annotations"))
@@ -70,15 +72,24 @@ class sigmf_sink(gr.sync_block):
 
     def start(self) -> bool:
         with self._lock:
-            self._writer = SigMFWriter(self.path, self.datatype, self.sample_rate or None, self.description,
-                                       recorder=f"GNU Radio {gr.version()}, gr-diffwireless sigmf_sink",
-                                       overwrite=self.overwrite)
+            self.error = None
+            try:
+                self._writer = SigMFWriter(self.path, self.datatype, self.sample_rate or None, self.description,
+                                           recorder=f"GNU Radio {gr.version()}, gr-diffwireless sigmf_sink",
+                                           overwrite=self.overwrite)
+            except (RecordingError, OSError) as exc:  # an exception out of start() would hang the flowgraph
+                self.error = exc
+                self._writer = None
+                self.logger.error(f"cannot record: {exc}")
+                return True
             self._origin = self.nitems_read(0)
             if self._freq:
                 self._writer.add_capture(0, frequency_hz=self._freq)
         return True
 
     def work(self, input_items, output_items):
+        if self._writer is None:
+            return WORK_DONE  # the error was logged at start
         samples = input_items[0]
         with self._lock:
             for tag in self.get_tags_in_window(0, 0, len(samples)):
