@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
+from diffwireless.errors import RecordingError
 from diffwireless.recording import open_recording
 from diffwireless.tags import recording_tags
 
@@ -35,10 +37,18 @@ class sigmf_source(gr.sync_block):
     def __init__(self, path: str, repeat: bool = False, realtime: bool = False, datatype: str = "",
                  sample_rate: float = 0.0, frequency: float = 0.0) -> None:
         gr.sync_block.__init__(self, name="diffwireless_sigmf_source", in_sig=None, out_sig=[np.complex64])
+        for name, value in (("sample_rate", sample_rate), ("frequency", frequency)):
+            if not math.isfinite(float(value)) or (name == "sample_rate" and float(value) < 0):
+                raise ValueError(f"{path}: {name} must be finite{' and >= 0' if name == 'sample_rate' else ''} "
+                                 f"(0: from the recording), got {value}")
         self.recording = open_recording(path, datatype or None, sample_rate or None, frequency or None)
         if sample_rate and not datatype:
             self.recording.sample_rate = float(sample_rate)
         self.sample_rate = self.recording.sample_rate
+        if self.sample_rate is not None and not (math.isfinite(self.sample_rate) and self.sample_rate > 0):
+            # NaN passes the sigmf package's schema check; a pacing or a duration computed from it never ends.
+            raise RecordingError(f"{path}: the sample rate must be finite and > 0, and the recording says "
+                                 f"{self.sample_rate}")
         if realtime and not self.sample_rate:
             raise ValueError(f"{path}: real-time pacing needs a sample rate, and the recording has none; "
                              "set the block's sample rate")
