@@ -202,3 +202,60 @@ def test_every_sampler_satisfies_the_sampler_protocol():
             return None
 
     assert not isinstance(NotASampler(), Sampler)
+
+
+def _rewrite(weights, tensors=None, **header_changes):
+    """Rewrite a model file's tensors and/or header fields (as a hostile or broken file would have them)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), framework="pt") as f:
+        meta = f.metadata()
+        current = {k: f.get_tensor(k) for k in f.keys()}
+    header = json.loads(meta["diffwireless"])
+    for key, value in header_changes.items():
+        if key == "config":
+            header["config"] = {**header["config"], **value}
+        else:
+            header[key] = value
+    save_file(tensors if tensors is not None else current, str(weights), metadata={"diffwireless": json.dumps(header)})
+
+
+def test_hostile_or_broken_model_files_are_model_errors_naming_the_file(tmp_path):
+    import time
+
+    def fresh(name):
+        model = build_model(name, "mlp_denoiser", {"item_shape": [8, 2], "hidden": 16}, NoiseSchedule(100))
+        return save_model(model, tmp_path / name)[0]
+
+    cases = {
+        "huge": ({"config": {"hidden": 16384}}, "over the cap"),
+        "extra": ({"config": {"no_such_setting": 3}}, "do not make a mlp_denoiser"),
+        "negative": ({"config": {"hidden": -4}}, "do not make a mlp_denoiser"),
+        "other_arch": ({"arch": "unet1d"}, "weights do not fit|do not make"),
+        "unknown_arch": ({"arch": "nope"}, "unknown architecture"),
+        "long_schedule": ({"schedule": {**NoiseSchedule(100).to_dict(), "num_train_steps": 2_000_000_000}},
+                          "over the cap"),
+    }
+    for name, (changes, message) in cases.items():
+        weights = fresh(name)
+        _rewrite(weights, **changes)
+        started = time.monotonic()
+        with pytest.raises(ModelError, match=f"{name}.safetensors: .*({message})"):
+            load_model(weights)
+        assert time.monotonic() - started < 5, name  # refused before anything large is built
+    weights = fresh("nan")
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    first = sorted(k for k, t in tensors.items() if t.is_floating_point())[0]
+    tensors[first] = tensors[first].clone()
+    tensors[first].view(-1)[0] = float("nan")
+    _rewrite(weights, tensors=tensors)
+    with pytest.raises(ModelError, match=r"nan.safetensors: non-finite weights"):
+        load_model(weights)
+    weights = fresh("card")
+    (tmp_path / "card.json").write_text("[1, 2]")
+    with pytest.raises(ModelError, match=r"card.json: the model card must be a JSON object"):
+        load_model(weights)

@@ -125,21 +125,31 @@ def save_model(model: DiffusionModel, path: str | Path, card: dict[str, Any] | N
     return weights, card_path
 
 
+# Limits of what a model file may ask for before anything is built (a hostile header must not cost gigabytes).
+MAX_PARAMETERS = 50_000_000
+MAX_SCHEDULE_STEPS = 100_000
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> DiffusionModel:
     """Load a model from its safetensors file (path or shipped name); the card is read when it is there.
 
+    The header's network is first laid out without memory (torch's ``meta`` device) and checked against the
+    file's tensor shapes, the parameter cap :data:`MAX_PARAMETERS` and the schedule cap :data:`MAX_SCHEDULE_STEPS`;
+    only then is it built and filled.
+
     Raises:
-        ModelError: missing file, a pickle checkpoint, no ``diffwireless`` metadata, an unknown architecture, or
-            weights that do not fit the architecture (the message lists the mismatching tensors).
+        ModelError (naming the file): missing file, a pickle checkpoint, no ``diffwireless`` metadata, an unknown
+            architecture or bad settings for it, a network or schedule over the caps, weights that do not fit the
+            architecture (the message lists the mismatching tensors), non-finite weights, a card that is not a
+            JSON object.
     """
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     weights = resolve_model_path(path)
     try:
         with safe_open(str(weights), framework="pt") as f:
             meta = f.metadata() or {}
-        tensors = load_file(str(weights), device=str(device))
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise ModelError(f"{weights}: not a readable safetensors file ({exc})") from exc
     if _METADATA_KEY not in meta:
@@ -153,14 +163,45 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Diffusio
     if fmt > FORMAT_VERSION:
         raise ModelError(f"{weights}: model format {fmt} is newer than this diffwireless understands "
                          f"({FORMAT_VERSION}); upgrade gr-diffwireless")
-    schedule = NoiseSchedule.from_dict(header["schedule"]) if header.get("schedule") else None
+    if not isinstance(config, dict) or arch not in ARCHITECTURES:
+        raise ModelError(f"{weights}: unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))}) "
+                         "or settings that are not a JSON object")
+    try:
+        schedule = NoiseSchedule.from_dict(header["schedule"]) if header.get("schedule") else None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{weights}: malformed noise schedule ({exc})") from exc
+    if schedule is not None and schedule.num_train_steps > MAX_SCHEDULE_STEPS:
+        raise ModelError(f"{weights}: a schedule of {schedule.num_train_steps} steps is over the cap of "
+                         f"{MAX_SCHEDULE_STEPS}")
     card_path = model_paths(weights)[1]
-    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
-    model = build_model(header.get("name", weights.stem), arch, config, schedule, card)
-    missing, unexpected = _state_mismatch(model.network, tensors)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.is_file() else {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{card_path}: the model card is not readable JSON ({exc})") from exc
+    if not isinstance(card, dict):
+        raise ModelError(f"{card_path}: the model card must be a JSON object, not {type(card).__name__}")
+    try:
+        with torch.device("meta"):  # the header's network laid out without memory, to check it first
+            layout = ARCHITECTURES[arch](**config)
+    except Exception as exc:  # noqa: BLE001 - any bad setting (extra, negative, wrong type) is the file's fault
+        raise ModelError(f"{weights}: settings {config} do not make a {arch} ({type(exc).__name__}: {exc})") from exc
+    n_params = sum(p.numel() for p in layout.parameters())
+    if n_params > MAX_PARAMETERS:
+        raise ModelError(f"{weights}: {arch} {config} has {n_params} parameters, over the cap of {MAX_PARAMETERS}")
+    missing, unexpected = _shape_mismatch({k: tuple(v.shape) for k, v in layout.state_dict().items()}, shapes)
     if missing or unexpected:
         raise ModelError(f"{weights}: weights do not fit {arch} {config}: missing {missing or 'none'}, "
                          f"unexpected or misshaped {unexpected or 'none'}")
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(weights), device=str(device))
+        model = build_model(header.get("name", weights.stem), arch, config, schedule, card)
+    except (SafetensorError, OSError, TypeError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{weights}: cannot be loaded ({type(exc).__name__}: {exc})") from exc
+    bad = sorted(k for k, t in tensors.items() if t.is_floating_point() and not torch.isfinite(t).all())
+    if bad:
+        raise ModelError(f"{weights}: non-finite weights (NaN or Inf) in {bad}")
     model.network.load_state_dict(tensors, strict=True)
     model.network.to(device).eval()
     return model
@@ -185,10 +226,10 @@ def shared_model(path: str | Path) -> DiffusionModel:
         return model
 
 
-def _state_mismatch(network: nn.Module, tensors: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
-    expected = network.state_dict()
-    missing = sorted(k for k in expected if k not in tensors)
-    unexpected = sorted(k for k, v in tensors.items()
-                        if k not in expected or tuple(v.shape) != tuple(expected[k].shape))
+def _shape_mismatch(expected: dict[str, tuple[int, ...]],
+                    found: dict[str, tuple[int, ...]]) -> tuple[list[str], list[str]]:
+    """Tensors the network needs that the file lacks, and tensors of the file that it does not need in that shape."""
+    missing = sorted(k for k in expected if k not in found)
+    unexpected = sorted(k for k, shape in found.items() if expected.get(k) != shape)
     return missing, unexpected
 
