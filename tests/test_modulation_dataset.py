@@ -82,3 +82,15 @@ def test_dw_dataset_writes_every_class_at_every_snr(tmp_path, capsys):
     # An existing recording is not overwritten unless asked.
     assert main([str(tmp_path / "amr"), "--frames", "1", "--snr", "0", "0", "1"]) == 2
     assert main([str(tmp_path / "amr"), "--frames", "1", "--snr", "0", "0", "1", "--overwrite"]) == 0
+
+
+def test_dw_dataset_checks_its_output_before_the_work(tmp_path, capsys, monkeypatch):
+    import gnuradio.diffwireless.apps.dataset as app
+
+    def never(*args, **kwargs):
+        raise AssertionError("synthesis ran before the output path was checked")
+
+    monkeypatch.setattr(app, "synthesize", never)
+    assert app.main([str(tmp_path / "no_such_folder" / "amr"), "--frames", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "no_such_folder" in err

@@ -18,6 +18,7 @@ import numpy as np
 
 from diffwireless.errors import DiffWirelessError
 from diffwireless.modulation_data import CLASSES, save_dataset
+from diffwireless.recording import check_writable
 
 from gnuradio.diffwireless.recipes.modulation_sources import synthesize
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown classes {unknown}; known: {' '.join(CLASSES)}")
     snrs = tuple(float(v) for v in np.arange(first, last + step / 2, step))
     try:
+        check_writable(args.out, args.overwrite, how="give --overwrite")  # before the work, not after it
         ds = synthesize(args.frames, snrs, args.seed, tuple(args.classes))
         meta = save_dataset(ds, args.out, description=f"dw-dataset: {len(args.classes)} classes, SNR {first:g}.."
                             f"{last:g} dB step {step:g}, {args.frames} frames per point, seed {args.seed}",
