@@ -10,12 +10,11 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.engine import EngineOptions, Job, acquire_engine, release_engine
-from diffwireless.errors import EngineError
+from diffwireless.engine import EngineOptions, Job, release_engine
 from diffwireless.ofdm_equalizer import FrameEqualizer, OFDMLayout, apply_carrier_offset, noise_var_from_nulls
 
 from gnuradio.diffwireless import ofdm_defaults as defaults
-from gnuradio.diffwireless.engine_block import WORK_DONE
+from gnuradio.diffwireless.engine_block import WORK_DONE, acquire_block_engine
 
 CHAN_TAPS_TAG = "ofdm_sync_chan_taps"
 CARR_OFFSET_TAG = "ofdm_sync_carr_offset"
@@ -101,13 +100,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         self.frames = self.missing_taps = 0
         self.error = None
         self._pending = deque()
-        try:
-            self._holder = self.alias()  # the block's id in GRC (else its name and number): unique per block
-            self.engine = acquire_engine(self.options.device, holder=self._holder,
-                                         **self.options.engine_config())
-        except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
-            self.error = exc
-            self.logger.error(f"cannot start: {exc}")
+        self.engine, self.error = acquire_block_engine(self, self.options)
         return True
 
     def stop(self) -> bool:
@@ -115,7 +108,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             for entry in self._pending:
                 if entry.job is not None:
                     self.engine.drop(entry.job, count=False)
-            release_engine(self.engine, self._holder)
+            release_engine(self.engine, self.alias())
             self.engine = None
         self.logger.info(f"{self.frames} frames equalized ({self.missing_taps} without preamble taps)")
         return True

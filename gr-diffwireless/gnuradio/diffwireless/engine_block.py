@@ -11,7 +11,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.engine import EngineOptions, Job, NonFiniteItems, acquire_engine, format_stats, release_engine
+from diffwireless.engine import (DenoiseEngine, EngineOptions, Job, NonFiniteItems, acquire_engine, format_stats,
+                                 release_engine)
 from diffwireless.errors import EngineError
 from diffwireless.tags import EOS as EOS_TAG
 
@@ -125,11 +126,9 @@ class engine_block(gr.basic_block):
         self._reset()
         self.error = None
         self._partial_start = self.nitems_read(0)
-        try:
-            self._holder = self.alias()  # the block's id in GRC (else its name and number): unique per block
-            self.engine = acquire_engine(self.options.device, holder=self._holder, **self.options.engine_config())
-        except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
-            self._fail(f"cannot start: {exc}", exc)
+        self.engine, error = acquire_block_engine(self, self.options)
+        if error is not None:
+            self.error, self._fatal = error, True
         return True
 
     def stop(self) -> bool:
@@ -142,7 +141,7 @@ class engine_block(gr.basic_block):
         self.message_port_pub(self._stats_port, _stats_pmt(stats))
         self.logger.info(f"{stats['items_in']} items in, {stats['items_out']} out, {stats['dropped_items']} dropped; "
                          f"engine {format_stats(stats)}")
-        release_engine(self.engine, self._holder)
+        release_engine(self.engine, self.alias())
         self.engine = None
         return True
 
@@ -351,6 +350,17 @@ class engine_block(gr.basic_block):
         """Tags to add to a finished job's output ``data`` (made from ``result``): ``(index within data, key, PMT
         value, PMT srcid)``. Called once per job, in submission order (default none)."""
         return []
+
+
+def acquire_block_engine(block, options: EngineOptions) -> tuple[DenoiseEngine | None, EngineError | None]:
+    """The shared engine for ``block``, held under its alias (its id in GRC, else its name and number: unique per
+    block), or None and the error, logged on the block's logger: raised out of ``start()``, GNU Radio would lose it
+    and the flowgraph would hang, so the block ends the flowgraph with it instead."""
+    try:
+        return acquire_engine(options.device, holder=block.alias(), **options.engine_config()), None
+    except EngineError as exc:
+        block.logger.error(f"cannot start: {exc}")
+        return None, exc
 
 
 class snr_control:

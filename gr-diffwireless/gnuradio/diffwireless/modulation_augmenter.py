@@ -11,11 +11,10 @@ import pmt
 from gnuradio import gr
 
 from diffwireless.augmentation import GUIDANCE_SCALE, ModulationAugmenter
-from diffwireless.engine import EngineOptions, Job, acquire_engine, release_engine
-from diffwireless.errors import EngineError
+from diffwireless.engine import EngineOptions, Job, release_engine
 
 from gnuradio.diffwireless._pmt import to_python
-from gnuradio.diffwireless.engine_block import WORK_DONE
+from gnuradio.diffwireless.engine_block import WORK_DONE, acquire_block_engine
 
 LABEL_TAG = "label"
 SNR_TAG = "snr_db"
@@ -114,13 +113,7 @@ class modulation_augmenter(gr.sync_block):
     def start(self) -> bool:
         self._reset()
         self.error = None
-        try:
-            self._holder = self.alias()  # the block's id in GRC (else its name and number): unique per block
-            self.engine = acquire_engine(self.options.device, holder=self._holder,
-                                         **self.options.engine_config())
-        except EngineError as exc:  # GNU Radio would lose an exception from start(): end the flowgraph instead
-            self.error = exc
-            self.logger.error(f"cannot start: {exc}")
+        self.engine, self.error = acquire_block_engine(self, self.options)
         return True
 
     def stop(self) -> bool:
@@ -129,7 +122,7 @@ class modulation_augmenter(gr.sync_block):
                 self.engine.drop(batch.job, count=False)
             self.logger.info(f"{self.frames_out} frames out, {self.generated} generated, {self.rejected} rejected "
                              "by the classifier")
-            release_engine(self.engine, self._holder)
+            release_engine(self.engine, self.alias())
             self.engine = None
         return True
 
