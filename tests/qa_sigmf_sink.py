@@ -163,3 +163,69 @@ def test_a_folder_where_no_file_can_be_created_fails_when_the_block_is_built(tmp
         if mounted:
             subprocess.run(["umount", str(folder)], check=False)
         os.chmod(folder, 0o700)
+
+
+RECORDING_FLOWGRAPH = """
+import sys
+import numpy as np, pmt
+from gnuradio import blocks, gr
+from gnuradio import diffwireless
+
+x = (np.exp(2j * np.pi * 0.01 * np.arange(10_000)) * 0.5).astype(np.complex64)
+tags = [gr.tag_utils.python_to_tag((0, pmt.intern("rx_freq"), pmt.from_double(433.92e6)))]
+src = blocks.vector_source_c(x.tolist(), True, 1, tags)
+throttle = blocks.throttle(gr.sizeof_gr_complex, 200_000)
+sink = diffwireless.sigmf_sink(sys.argv[1], datatype="ci16_le", sample_rate=200_000)
+tb = gr.top_block()
+tb.connect(src, throttle, sink)
+tb.start()
+print("RECORDING", flush=True)
+tb.wait()
+"""
+
+
+def test_a_recording_killed_mid_run_is_readable_with_its_rate_and_datatype(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "rec.py"
+    script.write_text(RECORDING_FLOWGRAPH)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "killed")], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "RECORDING"
+        time.sleep(2.5)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    rec = SigMFRecording(tmp_path / "killed")  # the schema-checked reader: readable as it was left
+    assert rec.datatype.name == "ci16_le" and rec.sample_rate == 200_000
+    assert rec.captures[0].frequency_hz == 433.92e6
+    assert rec.num_samples >= 100_000  # at least the flushed second of samples
+    assert not list(tmp_path.glob("*.tmp"))
+    # and SigMF Source replays all of it
+    src = diffwireless.sigmf_source(str(tmp_path / "killed"))
+    snk = blocks.vector_sink_c()
+    tb = gr.top_block()
+    tb.connect(src, snk)
+    tb.run()
+    assert len(snk.data()) == rec.num_samples
+
+
+def test_a_write_error_ends_the_flowgraph_naming_the_file(tmp_path):
+    import os
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    data = tmp_path / "full.sigmf-data"
+    data.symlink_to("/dev/full")  # every write fails as on a full disk
+    sink = diffwireless.sigmf_sink(str(tmp_path / "full"), sample_rate=1e3, overwrite=True)
+    tb = gr.top_block()
+    tb.connect(blocks.vector_source_c(np.ones(1_000_000, np.complex64)), sink)
+    tb.start()
+    tb.wait()  # ends: the block returned WORK_DONE with the error (before, its thread died and wait() hung)
+    tb.stop()
+    tb.wait()
+    assert isinstance(sink.error, OSError) and "No space left" in str(sink.error)

@@ -486,6 +486,19 @@ class SigMFWriter:
             glob["core:extensions"] = [{"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True}]
         return meta
 
+    def checkpoint(self) -> Path:
+        """Flush the samples written so far and write the metadata as it is now, atomically (a temporary file
+        renamed over the old one), without the data file's hash: a process killed after this leaves a readable
+        recording of every sample flushed, with its datatype, rate, captures and annotations. :meth:`close` writes
+        the final metadata. Returns the meta path."""
+        if self._closed:
+            return self.meta_path
+        self._file.flush()
+        meta = self.metadata()
+        _validate_schema(meta, self.meta_path)
+        _write_atomically(self.meta_path, json.dumps(meta, indent=2) + "\n")
+        return self.meta_path
+
     def close(self) -> Path:
         """Flush the data file and write the metadata (checked by the ``sigmf`` package). Returns the meta path.
 
@@ -507,11 +520,7 @@ class SigMFWriter:
                                    skip_checksum=not hashed)
             # SigMFFile adds num_channels/offset defaults and the hash; write through it so the sigmf package
             # serialises what it validated.
-            tmp = self.meta_path.with_name(self.meta_path.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as fp:
-                sigmf_file.dump(fp, pretty=True)
-                fp.write("\n")
-            os.replace(tmp, self.meta_path)
+            _write_atomically(self.meta_path, sigmf_file.dumps(pretty=True) + "\n")
         return self.meta_path
 
     def __enter__(self) -> SigMFWriter:
@@ -519,6 +528,21 @@ class SigMFWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file renamed over it, so a reader (or a crash) sees the old
+    file or the new one, never half of one; the temporary file is removed when the write fails."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fp:
+            fp.write(text)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _namespaced(fields: dict[str, Any]) -> dict[str, Any]:

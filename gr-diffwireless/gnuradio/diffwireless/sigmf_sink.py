@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,13 @@ from diffwireless.tags import ANNOTATION, RX_FREQ, RX_RATE, RX_TIME, annotation_
 from gnuradio.diffwireless._pmt import to_python
 from gnuradio.diffwireless.engine_block import WORK_DONE
 
+CHECKPOINT_S = 1.0  # how often the samples are flushed and the metadata rewritten while recording
+
 
 class sigmf_sink(gr.sync_block):
-    """Write the input stream to ``path`` as a SigMF recording; the metadata is written when the flowgraph stops.
+    """Write the input stream to ``path`` as a SigMF recording. The metadata is written at start and rewritten
+    atomically every second with the samples flushed, so a killed process leaves a readable
+    recording; the final metadata (with the data file's SHA-512) is written at stop.
 
     - ``rx_freq`` and ``rx_time`` tags start capture segments (``core:frequency``, ``core:datetime``; an ``rx_time``
       before 2001 is a device clock, not UTC, and is not written). ``rx_rate`` sets ``core:sample_rate`` when the
@@ -61,6 +66,7 @@ class sigmf_sink(gr.sync_block):
         self._writer: SigMFWriter | None = None
         self.skipped = 0  # tag and message values that could not be recorded (each logged)
         self.error: BaseException | None = None
+        self._next_checkpoint = 0.0
         self._lock = threading.Lock()
         self._freq: float | None = self.frequency or None
         self.message_port_register_in(pmt.intern("annotations"))
@@ -85,7 +91,16 @@ class sigmf_sink(gr.sync_block):
             self._origin = self.nitems_read(0)
             if self._freq:
                 self._writer.add_capture(0, frequency_hz=self._freq)
+            self._checkpoint()  # from the first moment the recording is readable, whatever happens to the process
         return True
+
+    def _checkpoint(self) -> None:
+        """Flush the samples and rewrite the metadata atomically (caller holds the lock)."""
+        try:
+            self._writer.checkpoint()
+        except (RecordingError, OSError) as exc:
+            self.logger.warn(f"{self.meta_path}: metadata not updated: {exc}")
+        self._next_checkpoint = time.monotonic() + CHECKPOINT_S
 
     def work(self, input_items, output_items):
         if self._writer is None:
@@ -98,7 +113,16 @@ class sigmf_sink(gr.sync_block):
                     self._on_tag(key, to_python(tag.value), tag.offset - self._origin)
                 except (RecordingError, TypeError, ValueError, OverflowError) as exc:
                     self._skip(f"tag '{key}' at sample {tag.offset - self._origin}", exc)
-            self._writer.write(samples)
+            try:
+                self._writer.write(samples)
+            except OSError as exc:  # disk full, a vanished mount: end the flowgraph, saying what is kept
+                self.error = exc
+                written = self._writer.num_samples * self._writer.datatype.sample_size
+                self.logger.error(f"cannot write {self._writer.data_path} after {written} bytes: "
+                                  f"{exc.strerror or exc}; ending the flowgraph")
+                return WORK_DONE
+            if time.monotonic() >= self._next_checkpoint:
+                self._checkpoint()
         return len(samples)
 
     def _on_tag(self, key: str, value, index: int) -> None:
