@@ -162,3 +162,37 @@ def test_core_library_never_imports_gnuradio():
     import_string = re.compile(r"""["']gnuradio\.diffwireless[\w.]*(:\w+)?["']|import_module\(\s*["']gnuradio""")
     named = [p for p in (core / "diffwireless").rglob("*.py") if import_string.search(p.read_text())]
     assert not named, named
+
+
+def test_metadata_that_opens_but_is_unusable_is_one_error_naming_the_file(tmp_path, make_recording):
+    meta = make_recording("m", np.zeros(16, np.complex64), sample_rate=1e3)
+    good = json.loads(meta.read_text())
+
+    def variant(name, change):
+        doc = json.loads(json.dumps(good))
+        change(doc)
+        path = tmp_path / f"{name}.sigmf-meta"
+        path.write_text(json.dumps(doc))
+        (tmp_path / f"{name}.sigmf-data").write_bytes((tmp_path / "m.sigmf-data").read_bytes())
+        return path
+
+    cases = {
+        "old_datetime": lambda d: d["captures"][0].update({"core:datetime": "1955-01-01T00:00:00Z"}),
+        "bad_datetime": lambda d: d["captures"][0].update({"core:datetime": "1955"}),
+        "dotdot": lambda d: d["global"].update({"core:dataset": "../../etc/passwd"}),
+        "huge_int": lambda d: d["annotations"].append({"core:sample_start": 0, "x:big": 2 ** 70}),
+    }
+    for name, change in cases.items():
+        path = variant(name, change)
+        try:
+            SigMFRecording(path)
+        except RecordingError as exc:
+            assert f"{name}.sigmf-meta" in str(exc) or name == "dotdot" and "passwd" in str(exc), (name, exc)
+        # a file that opens is fine too, as long as nothing but RecordingError comes out
+    deep = tmp_path / "deep.sigmf-meta"
+    deep.write_text('{"global": {"core:datatype": "cf32_le", "core:version": "1.2.0", "x:deep": '
+                    + "[" * 200_000 + "]" * 200_000 + "}}")
+    with pytest.raises(RecordingError, match="deep.sigmf-meta"):
+        SigMFRecording(deep)
+    with pytest.raises(RecordingError, match=r"old_datetime.sigmf-meta: capture at sample 0: .*before 1970"):
+        SigMFRecording(tmp_path / "old_datetime.sigmf-meta")

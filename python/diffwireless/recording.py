@@ -178,6 +178,17 @@ class SigMFRecording(Recording):
 
     def __init__(self, path: str | os.PathLike) -> None:
         super().__init__()
+        try:
+            self._load(path)
+        except RecordingError:
+            raise
+        except (RecursionError, OverflowError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            # Metadata that opens but is unusable further on (nesting too deep, numbers out of range, a dataset
+            # name that is no file name): one error naming the file, never a traceback.
+            raise RecordingError(f"{sigmf_paths(path)[0]}: unusable metadata ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]})") from None
+
+    def _load(self, path: str | os.PathLike) -> None:
         meta_path, data_path = sigmf_paths(path)
         if not meta_path.is_file():
             raise RecordingError(f"SigMF metadata file not found: {meta_path}")
@@ -201,6 +212,19 @@ class SigMFRecording(Recording):
         except DatatypeError as exc:
             raise RecordingError(f"{meta_path}: {exc}") from None
         _validate_schema(metadata, meta_path)
+        from diffwireless.tags import parse_datetime
+
+        for capture in metadata["captures"]:
+            if "core:datetime" in capture:
+                try:
+                    seconds, _ = parse_datetime(str(capture["core:datetime"]))
+                except ValueError as exc:
+                    raise RecordingError(f"{meta_path}: capture at sample {capture.get('core:sample_start', 0)}: "
+                                         f"{exc}") from None
+                if seconds < 0:
+                    raise RecordingError(f"{meta_path}: capture at sample {capture.get('core:sample_start', 0)}: "
+                                         f"core:datetime {capture['core:datetime']} is before 1970, which an "
+                                         "rx_time tag cannot hold")
         if int(glob.get("core:num_channels", 1)) != 1:
             raise RecordingError(
                 f"{meta_path}: {glob['core:num_channels']} interleaved channels; only single-channel recordings "
