@@ -113,5 +113,5 @@ def test_a_rate_that_is_not_finite_and_positive_is_refused_naming_the_file(tmp_p
     doc = json.loads(meta.read_text())
     doc["global"]["core:sample_rate"] = float("nan")
     meta.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match=r"n.sigmf-meta: the sample rate must be finite and > 0"):
+    with pytest.raises(ValueError, match=r"n.sigmf-meta: core:sample_rate must be finite and > 0"):
         diffwireless.sigmf_source(str(meta), realtime=True)

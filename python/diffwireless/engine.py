@@ -85,6 +85,28 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+def _engine_config(device: torch.device, max_batch: int | None, max_wait_ms: float, max_queue_items: int,
+                   precision: str) -> dict[str, Any]:
+    """The engine options checked, as an engine on ``device`` holds them (``max_batch`` 0 or None: the device's
+    default), for :class:`DenoiseEngine`, :class:`EngineOptions` and the comparison in :func:`acquire_engine`.
+
+    Raises:
+        EngineError: a value out of range, or fp16 where there is no CUDA.
+    """
+    if max_batch is not None and int(max_batch) < 0:
+        raise EngineError(f"max_batch must be >= 1 (or 0 for the device's default), got {max_batch}")
+    if not 0 <= float(max_wait_ms) < float("inf"):
+        raise EngineError(f"max_wait_ms must be finite and >= 0, got {max_wait_ms}")
+    if int(max_queue_items) < 1:
+        raise EngineError(f"max_queue_items must be >= 1, got {max_queue_items}")
+    if precision not in PRECISIONS:
+        raise EngineError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "fp16" and device.type != "cuda":
+        raise EngineError(f"precision fp16 needs a CUDA device, and {device} is not one; use fp32 or bf16")
+    return {"max_batch": int(max_batch or DEFAULT_MAX_BATCH.get(device.type, DEFAULT_MAX_BATCH["cpu"])),
+            "max_wait_ms": float(max_wait_ms), "max_queue_items": int(max_queue_items), "precision": precision}
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """How the shared engine of a device runs, and how a block hands it work (the GRC *Diffusion Engine* block).
@@ -112,17 +134,8 @@ class EngineOptions:
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise EngineError(f"policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
-        if self.precision not in PRECISIONS:
-            raise EngineError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        if int(self.max_batch) < 0:
-            raise EngineError(f"max_batch must be >= 1 (or 0 for the device's default), got {self.max_batch}")
-        if not 0 <= float(self.max_wait_ms) < float("inf"):
-            raise EngineError(f"max_wait_ms must be finite and >= 0, got {self.max_wait_ms}")
-        if int(self.max_queue_items) < 1:
-            raise EngineError(f"max_queue_items must be >= 1, got {self.max_queue_items}")
-        dev = resolve_device(self.device)
-        if self.precision == "fp16" and dev.type != "cuda":
-            raise EngineError(f"precision fp16 needs a CUDA device, and '{self.device}' is {dev.type}")
+        _engine_config(resolve_device(self.device), self.max_batch, self.max_wait_ms, self.max_queue_items,
+                       self.precision)
 
     @classmethod
     def of(cls, value: "EngineOptions | str | None") -> "EngineOptions":
@@ -187,21 +200,10 @@ class DenoiseEngine:
     def __init__(self, device: str | torch.device = "auto", max_batch: int | None = None,
                  max_wait_ms: float = DEFAULT_MAX_WAIT_MS, max_queue_items: int = DEFAULT_MAX_QUEUE_ITEMS,
                  precision: str = "fp32", seed: int = 0) -> None:
-        if max_batch is not None and int(max_batch) < 0:
-            raise EngineError(f"max_batch must be >= 1 (or 0 for the device's default), got {max_batch}")
-        if not float(max_wait_ms) >= 0:
-            raise EngineError(f"max_wait_ms must be >= 0, got {max_wait_ms}")
-        if int(max_queue_items) < 1:
-            raise EngineError(f"max_queue_items must be >= 1, got {max_queue_items}")
-        if precision not in PRECISIONS:
-            raise EngineError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.device = resolve_device(device)
-        max_batch = int(max_batch or DEFAULT_MAX_BATCH.get(self.device.type, DEFAULT_MAX_BATCH["cpu"]))
-        if precision == "fp16" and self.device.type != "cuda":
-            raise EngineError("precision 'fp16' needs a CUDA device; use 'fp32' or 'bf16' on the CPU")
-        self.config = {"max_batch": int(max_batch), "max_wait_ms": float(max_wait_ms),
-                       "max_queue_items": int(max_queue_items), "precision": precision, "seed": int(seed)}
-        self.max_batch = int(max_batch)
+        self.config = {**_engine_config(self.device, max_batch, max_wait_ms, max_queue_items, precision),
+                       "seed": int(seed)}
+        self.max_batch = self.config["max_batch"]
         self.max_wait_s = float(max_wait_ms) / 1e3
         self.max_queue_items = int(max_queue_items)
         self.precision = precision
@@ -577,20 +579,8 @@ def _is_device_failure(exc: BaseException) -> bool:
 
 _registry_lock = threading.Lock()
 _engines: dict[str, DenoiseEngine] = {}
-_users: dict[str, int] = {}
 _first_holder: dict[str, str] = {}
 _holds: dict[str, dict[str, int]] = {}  # per device: how many times each holder holds the engine
-
-
-def _normalized(device: torch.device, config: dict[str, Any]) -> dict[str, Any]:
-    """``config`` as the engine would hold it (0 batch: the device's default), for comparison."""
-    out = dict(config)
-    if "max_batch" in out:
-        out["max_batch"] = int(out["max_batch"] or DEFAULT_MAX_BATCH.get(device.type, DEFAULT_MAX_BATCH["cpu"]))
-    for key in ("max_wait_ms",):
-        if key in out:
-            out[key] = float(out[key])
-    return out
 
 
 def acquire_engine(device: str = "auto", holder: str = "", **config: Any) -> DenoiseEngine:
@@ -615,18 +605,18 @@ def acquire_engine(device: str = "auto", holder: str = "", **config: Any) -> Den
         if engine is None or not engine.running:
             engine = DenoiseEngine(dev, **config).start()
             _engines[key] = engine
-            _users[key] = 0
             _first_holder[key] = holder or "a user"
             _holds[key] = {}
         else:
-            wanted = _normalized(dev, config)
-            differ = {k: v for k, v in wanted.items() if engine.config.get(k) != v}
+            full = {**_engine_config(dev, config.get("max_batch"), config.get("max_wait_ms", DEFAULT_MAX_WAIT_MS),
+                                     config.get("max_queue_items", DEFAULT_MAX_QUEUE_ITEMS),
+                                     config.get("precision", "fp32")), "seed": int(config.get("seed", 0))}
+            differ = {k: full[k] for k in config if engine.config.get(k) != full[k]}
             if differ:
                 running = {k: engine.config.get(k) for k in differ}
                 raise EngineError(f"{holder or 'a user'} asks the engine on {key} for {differ}, but "
                                   f"{_first_holder[key]} runs it with {running}: one device has one engine, so give "
                                   "both the same options (in GRC: the same Diffusion Engine block)")
-        _users[key] += 1
         _holds[key][holder] = _holds[key].get(holder, 0) + 1
         return engine
 
@@ -647,10 +637,9 @@ def release_engine(engine: DenoiseEngine, holder: str = "") -> None:
             raise EngineError(f"{holder or 'a user'} releases the engine on {key} more often than it acquired it; "
                               "the engine keeps running for its other users")
         _holds[key][holder] -= 1
-        _users[key] -= 1
-        if _users[key] > 0:
+        if sum(_holds[key].values()) > 0:
             return
-        del _engines[key], _users[key], _first_holder[key], _holds[key]
+        del _engines[key], _first_holder[key], _holds[key]
     engine.stop()
 
 
@@ -665,7 +654,6 @@ def _stop_all() -> None:
     with _registry_lock:
         engines = list(_engines.values())
         _engines.clear()
-        _users.clear()
         _first_holder.clear()
         _holds.clear()
     for engine in engines:

@@ -16,6 +16,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -238,6 +239,9 @@ class SigMFRecording(Recording):
             raise RecordingError(f"SigMF data file not found: {data_path} (metadata: {meta_path.name})")
         self.path = data_path
         self.sample_rate = float(glob["core:sample_rate"]) if "core:sample_rate" in glob else None
+        if self.sample_rate is not None and not (math.isfinite(self.sample_rate) and self.sample_rate > 0):
+            # NaN passes the sigmf package's schema check; a pacing or a duration computed from it never ends.
+            raise RecordingError(f"{meta_path}: core:sample_rate must be finite and > 0, got {self.sample_rate}")
         self.description = str(glob.get("core:description", ""))
 
         captures_meta = sorted(metadata["captures"], key=lambda c: int(c.get("core:sample_start", 0)))
@@ -293,6 +297,17 @@ class SigMFRecording(Recording):
         last_start, last_byte = self._segments[-1]
         end_byte = last_byte + (self.num_samples - last_start) * size
         self._map(data_path, first_byte, end_byte - first_byte)
+
+
+@lru_cache(maxsize=1)
+def _schema_validator():
+    """The SigMF schema's validator, built once (``sigmf.validate`` checks the schema itself on every call, some
+    milliseconds: too slow for each annotation a recorder adds)."""
+    import jsonschema
+    from sigmf import schema
+
+    ref = schema.get_schema()
+    return jsonschema.validators.validator_for(ref)(ref)
 
 
 def _validate_schema(metadata: dict, meta_path: Path) -> None:
@@ -425,6 +440,7 @@ class SigMFWriter:
         self._annotations: list[dict[str, Any]] = []
         self._file = open(self.data_path, "wb")
         self._closed = False
+        self._changed = True  # metadata not written since the last change (checkpoint)
 
     def write(self, samples: np.ndarray) -> None:
         """Append samples (shape ``(n,)``, full scale 1.0) to the data file."""
@@ -440,6 +456,7 @@ class SigMFWriter:
         if not (math.isfinite(rate) and rate > 0):
             raise RecordingError(f"{self.meta_path}: sample rate must be finite and > 0, got {sample_rate!r}")
         self.sample_rate = rate
+        self._changed = True
 
     def add_capture(self, sample_start: int, frequency_hz: float | None = None, datetime: str | None = None,
                     **extra: Any) -> None:
@@ -457,6 +474,7 @@ class SigMFWriter:
         fields.update(_namespaced(extra))
         self._check_entry("captures", fields)
         self._captures[int(sample_start)] = fields
+        self._changed = True
 
     def add_annotation(self, sample_start: int, sample_count: int | None = None, **fields: Any) -> None:
         """Annotate ``sample_count`` samples from ``sample_start``.
@@ -476,6 +494,7 @@ class SigMFWriter:
         ann.update(_namespaced(fields))
         self._check_entry("annotations", ann)
         self._annotations.append(ann)
+        self._changed = True
 
     def _check_entry(self, section: str, entry: dict[str, Any]) -> None:
         """Refuse an entry that would make the metadata invalid, before it is added (the schema's own verdict)."""
@@ -486,11 +505,12 @@ class SigMFWriter:
                 from None
         probe = {"global": {"core:datatype": self.datatype.name, "core:version": "1.2.0"},
                  "captures": [{"core:sample_start": 0}], "annotations": []}
-        if section == "captures":
-            probe["captures"] = [entry]
-        else:
-            probe["annotations"] = [entry]
-        _validate_schema(probe, self.meta_path)
+        probe[section] = [entry]
+        error = _schema_validator().iter_errors(probe)
+        first = next(error, None)
+        if first is not None:
+            where = "/".join(str(p) for p in first.absolute_path) or "top level"
+            raise RecordingError(f"{self.meta_path}: not valid SigMF metadata at {where}: {first.message}")
 
     def metadata(self) -> dict[str, Any]:
         """The metadata as it would be written now (validated by :meth:`close`)."""
@@ -511,16 +531,16 @@ class SigMFWriter:
         return meta
 
     def checkpoint(self) -> Path:
-        """Flush the samples written so far and write the metadata as it is now, atomically (a temporary file
-        renamed over the old one), without the data file's hash: a process killed after this leaves a readable
-        recording of every sample flushed, with its datatype, rate, captures and annotations. :meth:`close` writes
-        the final metadata. Returns the meta path."""
+        """Flush the samples written so far and, when it changed since the last checkpoint, write the metadata as it
+        is now, atomically (a temporary file renamed over the old one), without the data file's hash: a process
+        killed after this leaves a readable recording of every sample flushed, with its datatype, rate, captures
+        and annotations. :meth:`close` writes the final metadata. Returns the meta path."""
         if self._closed:
             return self.meta_path
         self._file.flush()
-        meta = self.metadata()
-        _validate_schema(meta, self.meta_path)
-        _write_atomically(self.meta_path, json.dumps(meta, indent=2) + "\n")
+        if self._changed:  # every entry was checked against the schema as it was added
+            _write_atomically(self.meta_path, json.dumps(self.metadata(), indent=2) + "\n")
+            self._changed = False
         return self.meta_path
 
     def close(self) -> Path:

@@ -85,7 +85,6 @@ class engine_block(gr.basic_block):
         # Fail at build time, not at start: the options are checked (device, precision) as they are made.
         self.options = EngineOptions.of(engine)
         self.window_in, self.window_out = int(window_in), int(window_out)
-        self.block_name = name
         self.policy = self.options.policy
         self.max_in_flight = int(max_in_flight)
         self.min_chunk = max(self.window_in, min(self.max_in_flight * self.window_in // 4, 8192))

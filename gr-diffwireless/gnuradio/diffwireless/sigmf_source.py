@@ -9,7 +9,6 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from diffwireless.errors import RecordingError
 from diffwireless.recording import open_recording
 from diffwireless.tags import recording_tags
 
@@ -45,10 +44,6 @@ class sigmf_source(gr.sync_block):
         if sample_rate and not datatype:
             self.recording.sample_rate = float(sample_rate)
         self.sample_rate = self.recording.sample_rate
-        if self.sample_rate is not None and not (math.isfinite(self.sample_rate) and self.sample_rate > 0):
-            # NaN passes the sigmf package's schema check; a pacing or a duration computed from it never ends.
-            raise RecordingError(f"{path}: the sample rate must be finite and > 0, and the recording says "
-                                 f"{self.sample_rate}")
         if realtime and not self.sample_rate:
             raise ValueError(f"{path}: real-time pacing needs a sample rate, and the recording has none; "
                              "set the block's sample rate")
