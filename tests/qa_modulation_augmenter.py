@@ -134,6 +134,16 @@ def test_block_cycles_the_classes_with_label_and_snr_tags():
     assert blk.frames_out == 13 and blk.generated == 13 and blk.rejected == 0
 
 
+def test_block_makes_the_same_frames_every_run_whatever_its_job_size():
+    """Each frame's noise is keyed by its place in the output: two runs in jobs of different sizes (batched
+    differently by the engine) give the same frames bit for bit."""
+    runs = [_run_source(diffwireless.modulation_augmenter("modaug_unet", label="all", n_frames=5, job_frames=size,
+                                                          steps=4, engine="cpu"))[0] for size in (2, 5)]
+    assert len(runs[0]) == 5 * 1024 and np.array_equal(runs[0], runs[1])
+    frames = runs[0].reshape(5, 1024)
+    assert not np.array_equal(frames[0], frames[1])
+
+
 def test_block_filter_and_settings():
     blk = diffwireless.modulation_augmenter("modaug_unet", label="ofdm", snr_db=20.0, classifier="modclass_resnet",
                                             min_confidence=0.5, n_frames=4, job_frames=4, engine="cpu")

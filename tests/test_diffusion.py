@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -259,3 +260,22 @@ def test_hostile_or_broken_model_files_are_model_errors_naming_the_file(tmp_path
     (tmp_path / "card.json").write_text("[1, 2]")
     with pytest.raises(ModelError, match=r"card.json: the model card must be a JSON object"):
         load_model(weights)
+
+
+def test_item_noise_is_a_function_of_each_items_seed_and_draw():
+    from diffwireless.diffusion.noise import ItemNoise, item_seeds
+
+    seeds = item_seeds(1234, np.arange(0, 64 * 1024, 1024))
+    assert len(set(seeds.tolist())) == 64 and not np.array_equal(seeds, item_seeds(1235, np.arange(0, 64 * 1024, 1024)))
+    whole = ItemNoise(seeds)
+    first, second = (whole.randn((64, 50, 2), torch.device("cpu"), torch.float32) for _ in range(2))
+    halves = [ItemNoise(seeds[s]) for s in (slice(0, 20), slice(20, 64))]
+    again = torch.cat([h.randn((len(h.seeds), 50, 2), torch.device("cpu"), torch.float32) for h in halves])
+    assert torch.equal(first, again)  # a row's noise does not depend on the rest of the batch
+    assert not torch.equal(first, second)  # each draw is new
+    z = torch.cat([first, second]).double().flatten()
+    # 12800 standard normal values: mean within 4 standard errors, variance and kurtosis near 1 and 3.
+    assert abs(z.mean()) < 4 / math.sqrt(len(z)) and abs(z.var() - 1) < 0.05 and abs((z ** 4).mean() - 3) < 0.25
+    assert abs(np.corrcoef(first[:, :, 0].flatten(), first[:, :, 1].flatten())[0, 1]) < 0.05
+    with pytest.raises(ValueError, match="seeds"):
+        whole.randn((3, 2), torch.device("cpu"), torch.float32)

@@ -168,11 +168,11 @@ def test_a_failing_device_falls_back_to_cpu_once(engine, monkeypatch, caplog):
     calls = {"n": 0}
     real = DenoiseEngine._run_tensor
 
-    def run_tensor(self, model, sampler, x, cond):
+    def run_tensor(self, model, sampler, x, cond, seeds=None):
         calls["n"] += 1
         if self.device.type == "cuda":
             raise RuntimeError("CUDA error: an illegal memory access was encountered")
-        return real(self, model, sampler, x, cond)
+        return real(self, model, sampler, x, cond, seeds)
 
     monkeypatch.setattr(DenoiseEngine, "_run_tensor", run_tensor)
     model = mlp()
@@ -327,3 +327,37 @@ def test_release_is_counted_per_holder():
     finally:
         release_engine(b, "block b")
     assert not b.running and "cpu" not in shared_engines()
+
+
+def test_seeded_jobs_give_the_same_output_whatever_the_batching():
+    """Per-item seeds and fixed-shape network calls: a stochastic sampler's output for an item does not depend on
+    the batch limit or on which other jobs share its batch; without seeds it does."""
+    model = mlp(item_shape=(64, 2))
+    sampler = DDIMSampler(num_steps=4, start_step=150, eta=1.0)
+    x = items(90, seed=5, shape=(64, 2))
+    seeds = np.arange(90, dtype=np.uint64) * 1000 + 7
+    outputs, unseeded = [], []
+    for max_batch, split in ((8, 1), (37, 3), (1024, 9)):
+        eng = DenoiseEngine("cpu", max_batch=max_batch, max_wait_ms=20).start()
+        try:
+            parts = np.array_split(np.arange(90), split)
+            futs = [eng.submit(Job(model, x[p], sampler, seeds=seeds[p])) for p in parts]
+            # Other work of the same model and sampler shares the batches.
+            noise = eng.submit(Job(model, items(11, seed=max_batch, shape=(64, 2)), sampler, seeds=seeds[:11] + 1))
+            outputs.append(np.concatenate([f.result(timeout=30) for f in futs]))
+            noise.result(timeout=30)
+            unseeded.append(np.concatenate([eng.submit(Job(model, x[p], sampler)).result(timeout=30) for p in parts]))
+        finally:
+            eng.stop()
+    for out in outputs[1:]:
+        assert np.array_equal(out, outputs[0])
+    assert not np.array_equal(unseeded[1], unseeded[2])
+    # Each item's noise is its own: two items of equal input but different seeds differ.
+    eng = DenoiseEngine("cpu").start()
+    try:
+        twin = eng.submit(Job(model, np.repeat(x[:1], 2, axis=0), sampler, seeds=np.array([1, 2]))).result(timeout=30)
+        with pytest.raises(ValueError, match="seeds"):
+            eng.submit(Job(model, x[:3], sampler, seeds=np.arange(2)))
+    finally:
+        eng.stop()
+    assert not np.array_equal(twin[0], twin[1])

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffwireless.diffusion.noise import draw_normal, item_seeds
+from diffwireless.diffusion.samplers import Noise
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
 from diffwireless.models import DiffusionModel, shared_model
@@ -137,8 +139,9 @@ class AnomalyScoreSampler:
     decode. Output ``[B, 2]``: the AE-DDPM score (the :func:`residual_statistics` of the levels' reconstructions,
     averaged over levels) and the autoencoder's own (its reconstruction without diffusion), each the sum of its two
     statistics standardised by their mean and deviation on normal traffic (the network's ``residual_mean`` and
-    ``residual_std``). With ``raw`` the unstandardised statistics ``[B, 2 (ae_ddpm, ae), 2]``. The noise comes from
-    the engine's seeded generator."""
+    ``residual_std``). With ``raw`` the unstandardised statistics ``[B, 2 (ae_ddpm, ae), 2]``. The latent noise comes
+    from the job's per-item seeds (a block's windows: the same noise for a window whatever the batching) or else the
+    engine's seeded generator."""
 
     start_steps: tuple[int, ...]
     num_steps: int = 1
@@ -154,7 +157,7 @@ class AnomalyScoreSampler:
         return 0  # the windows alone
 
     def run(self, network: torch.nn.Module, schedule: Any, x: torch.Tensor, cond: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, should_stop: Any = None) -> torch.Tensor:
+            generator: Noise = None, should_stop: Any = None) -> torch.Tensor:
         from diffwireless.diffusion.samplers import DDIMSampler
 
         if not self.networks:
@@ -163,7 +166,7 @@ class AnomalyScoreSampler:
         abar = schedule.alphas_cumprod
         latents = [z]
         for t in self.start_steps:
-            noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            noise = draw_normal(generator, z.shape, z.device, z.dtype)
             z_t = math.sqrt(abar[t]) * z + math.sqrt(1 - abar[t]) * noise
             # DDIM from the partly noised latent: from_observation scales by sqrt(abar); undo it here.
             latents.append(DDIMSampler(num_steps=self.num_steps, start_step=int(t)).run(
@@ -233,15 +236,19 @@ class AnomalyDetector:
                              f"{iq.shape}")
         return log_spectrogram(iq, self.n_fft, self.ref_power)
 
-    def job(self, iq: np.ndarray, networks: bool = True) -> Job:
+    def job(self, iq: np.ndarray, networks: bool = True, positions: np.ndarray | None = None) -> Job:
         """The engine job scoring windows ``iq [n, window]``; ``networks=False`` skips the networks (its result is
-        zeros: for a caller that scores with a baseline but keeps its windows in the engine's order)."""
+        zeros: for a caller that scores with a baseline but keeps its windows in the engine's order). With the
+        windows' stream ``positions [n]`` (first samples) each window's latent noise is its own, so the scores do
+        not depend on the engine's batching."""
         sampler = self.sampler if networks else dataclasses.replace(self.sampler, networks=False)
-        return Job(self.model, self.features(iq), sampler)
+        seeds = None if positions is None else item_seeds(self.model.seed, positions)
+        return Job(self.model, self.features(iq), sampler, seeds=seeds)
 
-    def scores(self, iq: np.ndarray, engine: DenoiseEngine) -> np.ndarray:
-        """``[n, 2]`` float32: column 0 the AE-DDPM score, column 1 the autoencoder-only score."""
-        return engine.submit(self.job(iq)).result()
+    def scores(self, iq: np.ndarray, engine: DenoiseEngine, positions: np.ndarray | None = None) -> np.ndarray:
+        """``[n, 2]`` float32: column 0 the AE-DDPM score, column 1 the autoencoder-only score (``positions``: as
+        :meth:`job`)."""
+        return engine.submit(self.job(iq, positions=positions)).result()
 
     def method_scores(self, method: str, iq: np.ndarray, result: np.ndarray | None) -> np.ndarray:
         """``[n]`` scores of ``method`` for windows ``iq [n, window]``; ``result`` is the engine's ``[n, 2]``

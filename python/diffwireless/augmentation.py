@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from diffwireless.classifier import Classification, ModulationClassifier, frame_items
+from diffwireless.diffusion.noise import item_seeds
 from diffwireless.diffusion.samplers import DDIMSampler
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
@@ -167,14 +168,17 @@ class ModulationAugmenter:
             raise ValueError(f"model '{self.model.name}' does not generate {unknown}; it knows {list(self.classes)}")
         return np.array([lookup[c] for c in labels], dtype=np.int64)
 
-    def job(self, class_index: np.ndarray, snr_db: np.ndarray) -> Job:
-        """A generation job for frames of the given classes ``[n]`` at the given SNRs ``[n]`` (dB)."""
+    def job(self, class_index: np.ndarray, snr_db: np.ndarray, positions: np.ndarray | None = None) -> Job:
+        """A generation job for frames of the given classes ``[n]`` at the given SNRs ``[n]`` (dB). With the frames'
+        ``positions [n]`` in the output stream each frame's noise is its own (the same frames every run, whatever
+        the batching); without, it comes from the engine's generator."""
         cond = conditioning(class_index, snr_db, len(self.classes))
         if np.any(cond[:, : len(self.classes)].sum(axis=1) == 0):
             raise ValueError("every generated frame needs a class (index 0.."
                              f"{len(self.classes) - 1})")
         x = np.zeros((len(cond), 2, self.frame_len), dtype=np.float32)  # the shape only: generation starts at noise
-        return Job(self.model, x, self.sampler, cond)
+        seeds = None if positions is None else item_seeds(self.model.seed, positions)
+        return Job(self.model, x, self.sampler, cond, seeds=seeds)
 
     @staticmethod
     def frames(result: np.ndarray) -> np.ndarray:

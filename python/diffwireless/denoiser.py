@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffwireless.diffusion.noise import item_seeds
 from diffwireless.diffusion.samplers import DDIMSampler
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
@@ -82,14 +83,16 @@ class IQDenoiser:
     def nfe(self, snr_db: float) -> int:
         return self.sampler(snr_db).nfe(self.model.schedule)
 
-    def job(self, windows: np.ndarray, snr_db: float) -> Job:
-        """An engine job for complex windows ``[k, W]`` (complex64) at ``snr_db``."""
+    def job(self, windows: np.ndarray, snr_db: float, positions: np.ndarray | None = None) -> Job:
+        """An engine job for complex windows ``[k, W]`` (complex64) at ``snr_db``; with the windows' stream
+        ``positions [k]`` the output does not depend on the engine's batching (per-window noise when ``eta > 0``)."""
         x = iq_pairs(windows)
         if x.shape[1] != self.window:
             raise ValueError(f"expected windows of shape [k, {self.window}], got {x.shape[:2]}")
         if self.signal_power != 1.0:
             x = x / np.float32(np.sqrt(self.signal_power))
-        return Job(self.model, x, self.sampler(snr_db))
+        seeds = None if positions is None else item_seeds(self.model.seed, positions)
+        return Job(self.model, x, self.sampler(snr_db), seeds=seeds)
 
     def result(self, out: np.ndarray) -> np.ndarray:
         """Engine output ``[k, W, 2]`` float32 -> denoised windows ``[k, W]`` complex64."""

@@ -24,6 +24,7 @@ import atexit
 import contextlib
 import copy
 import logging
+import math
 import threading
 import time
 import weakref
@@ -35,7 +36,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from diffwireless.diffusion.samplers import Sampler, StopRequested
+from diffwireless.diffusion.noise import ItemNoise
+from diffwireless.diffusion.samplers import Noise, Sampler, StopRequested
 from diffwireless.errors import EngineError, EngineStopped
 from diffwireless.models import DiffusionModel
 
@@ -47,6 +49,9 @@ DEFAULT_MAX_QUEUE_ITEMS = 1 << 17
 POLICIES = ("block", "drop")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _LATENCY_WINDOW = 4096
+# Elements per network batch of a seeded (reproducible) job: enough rows to run near full speed, few enough that a
+# small job is not padded far.
+REPRODUCIBLE_ELEMENTS = {"cpu": 1 << 16, "cuda": 1 << 22}
 
 log = logging.getLogger("diffwireless.engine")
 
@@ -163,12 +168,18 @@ class Job:
         x: items, float32, shape ``[n, *model.item_shape]``.
         sampler: a :mod:`diffwireless.diffusion.samplers` spec.
         cond: conditioning, float32 ``[n, model.cond_dim]``, or None.
+        seeds: ``uint64 [n]`` per-item noise seeds (:func:`~diffwireless.diffusion.noise.item_seeds`), or None.
+            A seeded job is reproducible whatever the batching: each item draws its noise from its own seed, and
+            the network runs on batches of one fixed size (:func:`reproducible_rows`, padded), because a network's
+            output for a row changes in the last bits with the number of rows it is computed with. Without seeds
+            the noise comes from the engine's generator in queue order.
     """
 
     model: DiffusionModel
     x: np.ndarray
     sampler: Sampler
     cond: np.ndarray | None = None
+    seeds: np.ndarray | None = None
     future: Future = field(default_factory=Future, repr=False)
     policy: str = "block"
     submitted: float = 0.0
@@ -181,8 +192,16 @@ class Job:
         return len(self.x)
 
     @property
-    def key(self) -> tuple[DiffusionModel, Sampler]:
-        return (self.model, self.sampler)
+    def key(self) -> tuple[DiffusionModel, Sampler, bool]:
+        return (self.model, self.sampler, self.seeds is not None)
+
+
+def reproducible_rows(item_shape: tuple[int, ...], device: torch.device) -> int:
+    """Rows of every network batch of a seeded job: a power of two near a fixed number of elements per batch
+    (2^16 on a CPU, 2^22 on CUDA), between 16 and 4096; fixed for a model and device, whatever the batch limit."""
+    budget = REPRODUCIBLE_ELEMENTS.get(device.type, REPRODUCIBLE_ELEMENTS["cpu"])
+    rows = 2 ** round(math.log2(budget / max(1, math.prod(item_shape))))
+    return int(min(max(rows, 16), 4096))
 
 
 class DenoiseEngine:
@@ -351,6 +370,12 @@ class DenoiseEngine:
             job.cond = cond
         elif job.cond is not None:
             raise ValueError(f"model '{model.name}' takes no conditioning")
+        if job.seeds is not None:
+            seeds = np.asarray(job.seeds)
+            if seeds.shape != (len(x),) or seeds.dtype.kind not in "iu":
+                raise ValueError(f"a job of {len(x)} items needs integer seeds [{len(x)}], got {seeds.dtype} "
+                                 f"{seeds.shape}")
+            job.seeds = seeds.astype(np.uint64)
 
     # -- the worker --------------------------------------------------------------------------------------------
 
@@ -400,14 +425,16 @@ class DenoiseEngine:
             return parts
 
     def _run_parts(self, parts: list[tuple[Job, int, int]]) -> None:
-        model, sampler = parts[0][0].key
+        model, sampler, _ = parts[0][0].key
         x = parts[0][0].x[parts[0][1]:parts[0][1] + parts[0][2]] if len(parts) == 1 else \
             np.concatenate([job.x[s:s + k] for job, s, k in parts])
-        cond = None
+        cond = seeds = None
         if parts[0][0].cond is not None:
             cond = np.concatenate([job.cond[s:s + k] for job, s, k in parts])
+        if parts[0][0].seeds is not None:
+            seeds = np.concatenate([job.seeds[s:s + k] for job, s, k in parts])
         try:
-            y = self._compute(model, sampler, x, cond)
+            y = self._compute(model, sampler, x, cond, seeds)
         except StopRequested:
             for job, _, _ in parts:
                 self._fail(job, EngineStopped(f"denoising engine on {self.device} stopped during the job"))
@@ -444,24 +471,31 @@ class DenoiseEngine:
                     st["jobs_done"] += 1
                     job.future.set_result(job.out)
 
-    def _compute(self, model: DiffusionModel, sampler: Sampler, x: np.ndarray, cond: np.ndarray | None) -> np.ndarray:
-        """Run the batch in chunks of the batch cap; halve the cap on out-of-memory; fall back to CPU once."""
+    def _compute(self, model: DiffusionModel, sampler: Sampler, x: np.ndarray, cond: np.ndarray | None,
+                 seeds: np.ndarray | None = None) -> np.ndarray:
+        """Run the batch in chunks of the batch cap (seeded: of :func:`reproducible_rows`, the last one padded);
+        halve the cap on out-of-memory; fall back to CPU once."""
         if len(x) == 0:  # an empty job: no rows, shaped as the network answers (networks need a row to run)
             one = np.zeros((1, *x.shape[1:]), dtype=np.float32)
             one_cond = None if cond is None else np.zeros((1, *cond.shape[1:]), dtype=np.float32)
-            return self._run_tensor(model, sampler, one, one_cond)[:0]
+            one_seed = None if seeds is None else np.zeros(1, np.uint64)
+            return self._run_tensor(model, sampler, one, one_cond, one_seed)[:0]
         while True:
+            fixed = 0 if seeds is None else reproducible_rows(model.item_shape, self.device)
             try:
                 out, start = [], 0
                 while start < len(x):
-                    cap = self._batch_cap
+                    cap = fixed or self._batch_cap
                     try:
-                        out.append(self._run_tensor(model, sampler, x[start:start + cap],
-                                                    None if cond is None else cond[start:start + cap]))
+                        out.append(self._run_chunk(model, sampler, x, cond, seeds, start, cap, fixed > 0))
                         start += cap
                     except Exception as exc:  # noqa: BLE001
                         if not _is_oom(exc) or cap == 1:
                             raise
+                        if fixed:
+                            fixed = max(1, cap // 2)
+                            log.warning("engine on %s: out of memory at the fixed batch of %d items of a seeded job; "
+                                        "its output now depends on the batching", self.device, cap)
                         self._batch_cap = max(1, min(cap, len(x) - start) // 2)
                         self._stats["oom_retries"] += 1
                         log.warning("engine on %s: out of memory at a batch of %d items; retrying with batches of %d",
@@ -507,15 +541,31 @@ class DenoiseEngine:
         stage.copy_(t)
         return stage.to(self.device, non_blocking=True)
 
+    def _run_chunk(self, model: DiffusionModel, sampler: Sampler, x: np.ndarray, cond: np.ndarray | None,
+                   seeds: np.ndarray | None, start: int, rows: int, pad: bool) -> np.ndarray:
+        """Items ``[start, start + rows)`` of the batch; with ``pad``, a short last chunk is filled with zero items
+        up to ``rows`` (so every network call has the same shape) and their rows dropped from the output."""
+        stop = min(start + rows, len(x))
+        xs, cs = x[start:stop], None if cond is None else cond[start:stop]
+        ss = None if seeds is None else seeds[start:stop]
+        short = rows - (stop - start) if pad else 0
+        if short:
+            xs = np.concatenate([xs, np.zeros((short, *x.shape[1:]), dtype=x.dtype)])
+            cs = None if cs is None else np.concatenate([cs, np.zeros((short, *cs.shape[1:]), dtype=cs.dtype)])
+            ss = None if ss is None else np.concatenate([ss, np.zeros(short, dtype=ss.dtype)])
+        y = self._run_tensor(model, sampler, xs, cs, ss)
+        return y[: stop - start] if short else y
+
     def _run_tensor(self, model: DiffusionModel, sampler: Sampler, x: np.ndarray,
-                    cond: np.ndarray | None) -> np.ndarray:
+                    cond: np.ndarray | None, seeds: np.ndarray | None = None) -> np.ndarray:
         net = self._network(model)
         xt = self._to_device(x)
         ct = None if cond is None else torch.from_numpy(cond).to(self.device)
         dtype = PRECISIONS[self.precision]
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with torch.inference_mode(), autocast:
-            y = sampler.run(net, model.schedule, xt, ct, self._generator, self._should_stop)
+            noise: Noise = self._generator if seeds is None else ItemNoise(seeds)
+            y = sampler.run(net, model.schedule, xt, ct, noise, self._should_stop)
         if y.shape[0] != xt.shape[0]:  # broadcasting it back into the jobs would hide the fault
             raise ValueError(f"the network returned {y.shape[0]} rows for a batch of {xt.shape[0]} items")
         return y.float().cpu().numpy()

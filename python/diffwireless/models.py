@@ -55,6 +55,15 @@ class DiffusionModel:
         self.network.eval()
 
     @property
+    def seed(self) -> int:
+        """The seed its card records (``seed``, or ``training.seed``; 0 when none): with an item's stream position it
+        keys the item's noise (:func:`diffwireless.diffusion.noise.item_seeds`)."""
+        for holder in (self.card, self.card.get("training")):
+            if isinstance(holder, dict) and isinstance(holder.get("seed"), int):
+                return int(holder["seed"])
+        return 0
+
+    @property
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.network.parameters())
 

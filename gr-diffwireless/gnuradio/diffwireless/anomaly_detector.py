@@ -101,7 +101,8 @@ class anomaly_detector(engine_block):
         baseline = None if self.method in ("ae_ddpm", "ae") else self.detector.method_scores(self.method, windows,
                                                                                               None)
         context = (first_in // self.detector.window, baseline, self._time_ref, ends_stream)
-        return self.detector.job(windows, networks=baseline is None), context
+        positions = first_in + self.detector.window * np.arange(len(windows))
+        return self.detector.job(windows, networks=baseline is None, positions=positions), context
 
     def finish(self, result: np.ndarray, context) -> np.ndarray:
         baseline = context[1]

@@ -45,7 +45,8 @@ class diffusion_denoiser(snr_control, engine_block):
         self.denoiser.start_step(snr_db)
 
     def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
-        return self.denoiser.job(windows, self.snr_db), None
+        positions = first_in + self.denoiser.window * np.arange(len(windows))
+        return self.denoiser.job(windows, self.snr_db, positions), None
 
     def finish(self, result: np.ndarray, context: None) -> np.ndarray:
         return self.denoiser.result(result)

@@ -140,8 +140,9 @@ class modulation_augmenter(gr.sync_block):
         else:
             class_index = np.full(n, self.classes.index(self.label))
         snr = np.full(n, self.snr_db)
+        positions = self._requested + np.arange(n)  # each frame's noise keyed by its place in the output
         self._requested += n
-        self._pending.append(_Batch(self._submit(self.augmenter.job(class_index, snr)), class_index, snr))
+        self._pending.append(_Batch(self._submit(self.augmenter.job(class_index, snr, positions)), class_index, snr))
 
     def _submit(self, job: Job) -> Job:
         """Hand ``job`` to the engine without waiting (its result is taken in order by ``_advance``)."""

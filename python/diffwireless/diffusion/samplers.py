@@ -27,7 +27,12 @@ from typing import Any, Callable, Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from diffwireless.diffusion.noise import NoiseSource, draw_normal
 from diffwireless.diffusion.schedule import NoiseSchedule
+
+
+# Where a sampler's noise comes from: one generator for the batch, a per-item source, or torch's global generator.
+Noise = torch.Generator | NoiseSource | None
 
 
 class StopRequested(Exception):
@@ -56,10 +61,12 @@ class Sampler(Protocol):
         ...
 
     def run(self, network: Any, schedule: Any, x: torch.Tensor, cond: torch.Tensor | None = None,
-            generator: torch.Generator | None = None,
+            generator: Noise = None,
             should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         """The batch ``x [B, *item_shape]`` (conditioning ``cond [B, C]``) -> the output ``[B, ...]``; noise from
-        ``generator``; raises :class:`StopRequested` between network calls when ``should_stop()`` says so."""
+        ``generator`` (a ``torch.Generator``, or a per-item :class:`~diffwireless.diffusion.noise.NoiseSource`:
+        draw it with :func:`~diffwireless.diffusion.noise.draw_normal`); raises :class:`StopRequested` between
+        network calls when ``should_stop()`` says so."""
         ...
 
 
@@ -111,7 +118,7 @@ def _guided(network: Denoiser, guidance_scale: float) -> Denoiser:
 
 
 def _reverse(network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None,
-             steps: np.ndarray, eta: float, from_observation: bool, generator: torch.Generator | None,
+             steps: np.ndarray, eta: float, from_observation: bool, generator: Noise,
              should_stop: Callable[[], bool] | None) -> torch.Tensor:
     """The DDIM update over ``steps`` (descending); returns the estimate of ``x_0``, same shape as ``x``."""
     abar = schedule.alphas_cumprod
@@ -119,7 +126,7 @@ def _reverse(network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: 
     if from_observation:
         x = x * math.sqrt(abar[t0])
     else:
-        x = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x = draw_normal(generator, x.shape, x.device, x.dtype)
     # One step for the whole batch: a [1] tensor, which networks broadcast (no per-item copy, no device sync).
     t_vec = torch.empty(1, dtype=torch.int64, device=x.device)
     for i, t in enumerate(steps):
@@ -134,7 +141,7 @@ def _reverse(network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: 
         sigma = eta * math.sqrt((1.0 - a_prev) / (1.0 - a_t) * (1.0 - a_t / a_prev)) if eta else 0.0
         x = math.sqrt(a_prev) * x0 + math.sqrt(max(1.0 - a_prev - sigma * sigma, 0.0)) * eps
         if sigma:
-            x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = x + sigma * draw_normal(generator, x.shape, x.device, x.dtype)
     return x
 
 
@@ -182,7 +189,7 @@ class DDIMSampler:
         return len(self.timesteps(schedule)) * (1 if self.guidance_scale == 1.0 else 2)
 
     def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+            generator: Noise = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         """Denoise (or generate) a batch: ``x [B, *item_shape]`` -> estimate of ``x_0``, same shape."""
         return _reverse(_guided(network, self.guidance_scale), schedule, x, cond, self.timesteps(schedule),
                         self.eta, self.from_observation, generator, should_stop)
@@ -208,7 +215,7 @@ class DDPMSampler:
         return model_cond_width(model)
 
     def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
-            generator: torch.Generator | None = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+            generator: Noise = None, should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         # With every step taken, DDIM with eta=1 is exactly the DDPM posterior step.
         return _reverse(network, schedule, x, cond, self.timesteps(schedule), 1.0, self.from_observation,
                         generator, should_stop)
@@ -225,7 +232,7 @@ class ForwardPass:
         return model_cond_width(model)
 
     def run(self, network: Denoiser, schedule: NoiseSchedule | None, x: torch.Tensor,
-            cond: torch.Tensor | None = None, generator: torch.Generator | None = None,
+            cond: torch.Tensor | None = None, generator: Noise = None,
             should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         return network(x, None, cond)
 
