@@ -136,6 +136,7 @@ def test_bad_tag_and_message_values_are_left_out_and_the_recording_is_kept(tmp_p
     assert "SKIPPED 5" in proc.stdout, proc.stdout + proc.stderr  # rx_rate -5 and four bad annotations
     rec = SigMFRecording(tmp_path / "rec")  # valid SigMF: the sigmf package validated it when it was written
     assert rec.num_samples == 20_000 and rec.sample_rate == 1e5
+    assert rec.metadata["global"]["diffwireless:skipped_values"] == 5 and not rec.in_progress
     got = {a.fields.get("core:label"): (a.sample_start, a.sample_count, a.fields) for a in rec.annotations}
     assert set(got) == {"ok", "good", "nan peak"}, got
     assert got["good"][:2] == (100, 50)
@@ -178,13 +179,13 @@ throttle = blocks.throttle(gr.sizeof_gr_complex, 200_000)
 sink = diffwireless.sigmf_sink(sys.argv[1], datatype="ci16_le", sample_rate=200_000)
 tb = gr.top_block()
 tb.connect(src, throttle, sink)
-tb.start()
 print("RECORDING", flush=True)
-tb.wait()
+tb.run()  # a plain run(): no handler of its own for SIGTERM
 """
 
 
-def test_a_recording_killed_mid_run_is_readable_with_its_rate_and_datatype(tmp_path):
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_a_recording_killed_mid_run_is_readable_with_its_rate_and_datatype(tmp_path, sig):
     import signal
     import subprocess
     import sys
@@ -196,14 +197,16 @@ def test_a_recording_killed_mid_run_is_readable_with_its_rate_and_datatype(tmp_p
                             text=True)
     try:
         assert proc.stdout.readline().strip() == "RECORDING"
-        time.sleep(2.5)
+        time.sleep(1.0)
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(getattr(signal, sig))
         proc.wait(timeout=30)
+    assert proc.returncode == -getattr(signal, sig)  # killed, no clean-up ran
     rec = SigMFRecording(tmp_path / "killed")  # the schema-checked reader: readable as it was left
     assert rec.datatype.name == "ci16_le" and rec.sample_rate == 200_000
     assert rec.captures[0].frequency_hz == 433.92e6
-    assert rec.num_samples >= 100_000  # at least the flushed second of samples
+    assert rec.in_progress and "not closed" in rec.summary_line()  # the recording says it was cut short
+    assert rec.num_samples >= 50_000  # the samples of the second before the kill, at 200 kS/s
     assert not list(tmp_path.glob("*.tmp"))
     # and SigMF Source replays all of it
     src = diffwireless.sigmf_source(str(tmp_path / "killed"))

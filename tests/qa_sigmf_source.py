@@ -115,3 +115,36 @@ def test_a_rate_that_is_not_finite_and_positive_is_refused_naming_the_file(tmp_p
     meta.write_text(json.dumps(doc))
     with pytest.raises(ValueError, match=r"n.sigmf-meta: core:sample_rate must be finite and > 0"):
         diffwireless.sigmf_source(str(meta), realtime=True)
+
+
+@pytest.mark.parametrize("field, section, value", [
+    ("core:frequency", "captures", float("inf")), ("core:sample_start", "captures", -3),
+    ("core:header_bytes", "captures", 2 ** 64), ("core:sample_count", "annotations", -1),
+    ("core:freq_lower_edge", "annotations", float("nan")), ("core:trailing_bytes", "global", -8),
+    ("core:num_channels", "global", 0),
+])
+def test_every_numeric_field_is_checked_when_opened_naming_the_file(make_recording, field, section, value):
+    meta = make_recording("f", np.zeros(100, np.complex64), sample_rate=1e3,
+                          annotations=[{"sample_start": 10, "sample_count": 5, "label": "x"}])
+    doc = json.loads(meta.read_text())
+    if section == "global":
+        doc["global"][field] = value
+    else:
+        doc[section][0][field] = value
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=rf"f.sigmf-meta: .*{field}"):
+        diffwireless.sigmf_source(str(meta))
+
+
+def test_a_read_that_fails_during_the_replay_ends_the_flowgraph_with_the_file_named(make_recording):
+    meta = make_recording("cut", random_iq(50_000), sample_rate=1e3)
+    src = diffwireless.sigmf_source(str(meta))
+
+    def fails(start, count):
+        raise OSError(5, "Input/output error")
+
+    src.recording.read = fails  # as a file on a vanished mount
+    tb = gr.top_block()
+    tb.connect(src, blocks.vector_sink_c())
+    tb.run()  # returns (before, the exception stayed in work() and the flowgraph sat at 0 items)
+    assert "cut.sigmf-data: replay stopped at sample 0: OSError" in str(src.error)

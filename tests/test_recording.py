@@ -196,3 +196,26 @@ def test_metadata_that_opens_but_is_unusable_is_one_error_naming_the_file(tmp_pa
         SigMFRecording(deep)
     with pytest.raises(RecordingError, match=r"old_datetime.sigmf-meta: capture at sample 0: .*before 1970"):
         SigMFRecording(tmp_path / "old_datetime.sigmf-meta")
+
+
+def test_a_checkpointed_recording_says_it_is_in_progress_and_loses_only_a_partial_sample(tmp_path):
+    writer = SigMFWriter(tmp_path / "live", "ci16_le", 48e3)
+    writer.write(random_iq(1000))
+    writer.set_global(skipped_values=2)
+    writer.checkpoint()
+    with open(writer.data_path, "ab") as fp:  # a process killed in the middle of a sample's bytes
+        fp.write(b"\x01\x02\x03")
+    rec = SigMFRecording(tmp_path / "live")
+    assert rec.in_progress and rec.num_samples == 1000 and rec.sample_rate == 48e3
+    assert rec.metadata["global"]["diffwireless:skipped_values"] == 2
+    with pytest.raises(RecordingError, match="cannot be written as JSON"):
+        writer.set_global(peak=float("nan"))
+    writer._file.truncate(1000 * 4)
+    writer.close()
+    rec = SigMFRecording(tmp_path / "live")
+    assert not rec.in_progress and "core:sha512" in rec.metadata["global"]
+    # A closed recording with a partial sample is an error, as before: nothing says a recorder was cut short.
+    with open(writer.data_path, "ab") as fp:
+        fp.write(b"\x01")
+    with pytest.raises(RecordingError, match="not a multiple"):
+        SigMFRecording(tmp_path / "live")

@@ -29,6 +29,8 @@ META_EXT = ".sigmf-meta"
 DATA_EXT = ".sigmf-data"
 # Namespace of the fields this project adds to SigMF metadata; declared in core:extensions when used.
 EXTENSION_NAMESPACE = "diffwireless"
+# Global field of a recording being written (a checkpoint's metadata): absent once the writer closed it.
+IN_PROGRESS = f"{EXTENSION_NAMESPACE}:in_progress"
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,8 @@ class Recording:
         captures: capture segments, ordered by ``sample_start``; at least one, starting at 0.
         annotations: annotations, ordered by ``sample_start``.
         description: free text from the metadata ('' when none).
+        in_progress: the metadata is a recorder's checkpoint, never closed (its process was killed or the disk
+            filled): the samples are all readable, the data file's hash and anything after the checkpoint are not.
     """
 
     path: Path
@@ -88,6 +92,7 @@ class Recording:
     captures: list[Capture]
     annotations: list[Annotation]
     description: str
+    in_progress: bool = False
 
     def __init__(self) -> None:
         self._memmap: np.memmap | None = None
@@ -152,7 +157,9 @@ class Recording:
         freqs = sorted({c.frequency_hz for c in self.captures if c.frequency_hz is not None})
         freq = ", ".join(f"{f / 1e6:g} MHz" for f in freqs) or "frequency unknown"
         return (f"{self.path.name}: {self.num_samples} samples {self.datatype.name}, {rate}, {freq}, "
-                f"{len(self.captures)} capture(s), {len(self.annotations)} annotation(s)")
+                f"{len(self.captures)} capture(s), {len(self.annotations)} annotation(s)"
+                + ("; not closed by its recorder (killed?): metadata as of its last checkpoint" if self.in_progress
+                   else ""))
 
 
 def sigmf_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -213,6 +220,7 @@ class SigMFRecording(Recording):
         except DatatypeError as exc:
             raise RecordingError(f"{meta_path}: {exc}") from None
         _validate_schema(metadata, meta_path)
+        _check_numbers(metadata, meta_path)
         from diffwireless.tags import parse_datetime
 
         for capture in metadata["captures"]:
@@ -243,6 +251,7 @@ class SigMFRecording(Recording):
             # NaN passes the sigmf package's schema check; a pacing or a duration computed from it never ends.
             raise RecordingError(f"{meta_path}: core:sample_rate must be finite and > 0, got {self.sample_rate}")
         self.description = str(glob.get("core:description", ""))
+        self.in_progress = glob.get(IN_PROGRESS) is True
 
         captures_meta = sorted(metadata["captures"], key=lambda c: int(c.get("core:sample_start", 0)))
         if not captures_meta or int(captures_meta[0].get("core:sample_start", 0)) != 0:
@@ -258,6 +267,8 @@ class SigMFRecording(Recording):
                 "bytes the metadata declares"
             )
         self.num_samples, remainder = divmod(sample_bytes, size)
+        if remainder and self.in_progress and not trailing:
+            remainder = 0  # a recorder killed in the middle of a write: its last, partial sample is left out
         if remainder:
             raise RecordingError(
                 f"{data_path}: {sample_bytes} bytes of samples is not a multiple of the {size}-byte sample size of "
@@ -297,6 +308,40 @@ class SigMFRecording(Recording):
         last_start, last_byte = self._segments[-1]
         end_byte = last_byte + (self.num_samples - last_start) * size
         self._map(data_path, first_byte, end_byte - first_byte)
+
+
+# The numeric fields a reader uses: counts and offsets (whole numbers, >= 0 and below 2^63, or >= 1) and
+# frequencies (finite). JSON allows NaN, Infinity and integers of any size, which the sigmf package's schema check
+# lets through.
+_COUNT_FIELDS = {"global": ("core:trailing_bytes", "core:offset"),
+                 "captures": ("core:sample_start", "core:header_bytes", "core:global_index"),
+                 "annotations": ("core:sample_start", "core:sample_count")}
+_FREQUENCY_FIELDS = {"global": (), "captures": ("core:frequency",),
+                     "annotations": ("core:freq_lower_edge", "core:freq_upper_edge")}
+_MAX_COUNT = (1 << 63) - 1
+
+
+def _check_numbers(metadata: dict, meta_path: Path) -> None:
+    """Every numeric field a reader uses is in range (see ``_COUNT_FIELDS``); the error names the file, the
+    entry and the field."""
+    entries = [("global", 0, metadata["global"])]
+    entries += [(section, i, e) for section in ("captures", "annotations") for i, e in enumerate(metadata[section])]
+    for section, i, entry in entries:
+        where = "global" if section == "global" else f"{section}[{i}]"
+        for key in _COUNT_FIELDS[section]:
+            value = entry.get(key)
+            if value is not None and not (isinstance(value, int) and not isinstance(value, bool)
+                                          and 0 <= value <= _MAX_COUNT):
+                raise RecordingError(f"{meta_path}: {where} {key} must be a whole number from 0 to 2^63 - 1, "
+                                     f"got {value!r:.60}")
+        for key in _FREQUENCY_FIELDS[section]:
+            value = entry.get(key)
+            if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and math.isfinite(value)):
+                raise RecordingError(f"{meta_path}: {where} {key} must be a finite number of Hz, got {value!r:.60}")
+    channels = metadata["global"].get("core:num_channels", 1)
+    if not (isinstance(channels, int) and not isinstance(channels, bool) and channels >= 1):
+        raise RecordingError(f"{meta_path}: global core:num_channels must be a whole number >= 1, got {channels!r:.60}")
 
 
 @lru_cache(maxsize=1)
@@ -496,6 +541,26 @@ class SigMFWriter:
         self._annotations.append(ann)
         self._changed = True
 
+    def set_global(self, **fields: Any) -> None:
+        """Set fields of the metadata's ``global`` object (bare names get the ``diffwireless:`` namespace, as
+        :meth:`add_annotation` names them); a None value removes the field.
+
+        Raises:
+            RecordingError: a value JSON cannot hold exactly; nothing is changed then.
+        """
+        named = {(k if ":" in k else f"{EXTENSION_NAMESPACE}:{k}"): v for k, v in fields.items()}
+        try:
+            json.dumps({k: v for k, v in named.items() if v is not None}, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise RecordingError(f"{self.meta_path}: global fields {named!r} cannot be written as JSON: {exc}") \
+                from None
+        for key, value in named.items():
+            if value is None:
+                self.global_fields.pop(key, None)
+            else:
+                self.global_fields[key] = value
+        self._changed = True
+
     def _check_entry(self, section: str, entry: dict[str, Any]) -> None:
         """Refuse an entry that would make the metadata invalid, before it is added (the schema's own verdict)."""
         try:
@@ -512,12 +577,16 @@ class SigMFWriter:
             where = "/".join(str(p) for p in first.absolute_path) or "top level"
             raise RecordingError(f"{self.meta_path}: not valid SigMF metadata at {where}: {first.message}")
 
-    def metadata(self) -> dict[str, Any]:
-        """The metadata as it would be written now (validated by :meth:`close`)."""
+    def metadata(self, in_progress: bool = False) -> dict[str, Any]:
+        """The metadata as it would be written now (validated by :meth:`close`); with ``in_progress`` (the
+        checkpoints) the global ``diffwireless:in_progress: true`` says the recording was not closed yet, so a
+        recording whose process was killed says so."""
         glob: dict[str, Any] = {"core:datatype": self.datatype.name, "core:version": "1.2.0"}
         if self.sample_rate:
             glob["core:sample_rate"] = self.sample_rate
         glob.update(self.global_fields)
+        if in_progress:
+            glob[IN_PROGRESS] = True
         captures = [self._captures[k] for k in sorted(self._captures)]
         if not captures or captures[0]["core:sample_start"] != 0:
             captures.insert(0, {"core:sample_start": 0})
@@ -530,6 +599,11 @@ class SigMFWriter:
             glob["core:extensions"] = [{"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True}]
         return meta
 
+    @property
+    def metadata_changed(self) -> bool:
+        """The metadata changed since it was last written."""
+        return self._changed
+
     def checkpoint(self) -> Path:
         """Flush the samples written so far and, when it changed since the last checkpoint, write the metadata as it
         is now, atomically (a temporary file renamed over the old one), without the data file's hash: a process
@@ -539,7 +613,7 @@ class SigMFWriter:
             return self.meta_path
         self._file.flush()
         if self._changed:  # every entry was checked against the schema as it was added
-            _write_atomically(self.meta_path, json.dumps(self.metadata(), indent=2) + "\n")
+            _write_atomically(self.meta_path, json.dumps(self.metadata(in_progress=True), indent=2) + "\n")
             self._changed = False
         return self.meta_path
 

@@ -20,12 +20,14 @@ from gnuradio.diffwireless._pmt import to_python
 from gnuradio.diffwireless.engine_block import WORK_DONE
 
 CHECKPOINT_S = 1.0  # how often the samples are flushed and the metadata rewritten while recording
+METADATA_CHECKPOINT_S = 0.1  # new captures and annotations reach the file this soon (each write is an fsync)
 
 
 class sigmf_sink(gr.sync_block):
     """Write the input stream to ``path`` as a SigMF recording. The metadata is written at start and rewritten
     atomically every second with the samples flushed, so a killed process leaves a readable
-    recording; the final metadata (with the data file's SHA-512) is written at stop.
+    recording (new captures and annotations are written within 0.1 s); the final metadata (with the data
+    file's SHA-512) is written at stop.
 
     - ``rx_freq`` and ``rx_time`` tags start capture segments (``core:frequency``, ``core:datetime``; an ``rx_time``
       before 2001 is a device clock, not UTC, and is not written). ``rx_rate`` sets ``core:sample_rate`` when the
@@ -35,6 +37,9 @@ class sigmf_sink(gr.sync_block):
     - PMT dicts on the ``annotations`` message port become annotations; ``sample_start`` (or ``start``) is the
       absolute index of the first sample in this block's input (default: the next sample to arrive),
       ``sample_count`` (or ``end``) its length, and ``label``, ``comment`` etc. its fields.
+    - A tag or message value that SigMF cannot hold (NaN, a negative count, a complex number, ...) is logged and
+      left out; the metadata counts them in ``diffwireless:skipped_values``. Until stop, the metadata carries
+      ``diffwireless:in_progress: true`` (a killed recording says so).
 
     Args:
         path: recording to create (``NAME``, ``NAME.sigmf-meta`` or ``NAME.sigmf-data``).
@@ -66,7 +71,7 @@ class sigmf_sink(gr.sync_block):
         self._writer: SigMFWriter | None = None
         self.skipped = 0  # tag and message values that could not be recorded (each logged)
         self.error: BaseException | None = None
-        self._next_checkpoint = 0.0
+        self._next_checkpoint = self._last_checkpoint = 0.0
         self._lock = threading.Lock()
         self._freq: float | None = self.frequency or None
         self.message_port_register_in(pmt.intern("annotations"))
@@ -100,7 +105,8 @@ class sigmf_sink(gr.sync_block):
             self._writer.checkpoint()
         except (RecordingError, OSError) as exc:
             self.logger.warn(f"{self.meta_path}: metadata not updated: {exc}")
-        self._next_checkpoint = time.monotonic() + CHECKPOINT_S
+        self._last_checkpoint = time.monotonic()
+        self._next_checkpoint = self._last_checkpoint + CHECKPOINT_S
 
     def work(self, input_items, output_items):
         if self._writer is None:
@@ -121,7 +127,9 @@ class sigmf_sink(gr.sync_block):
                 self.logger.error(f"cannot write {self._writer.data_path} after {written} bytes: "
                                   f"{exc.strerror or exc}; ending the flowgraph")
                 return WORK_DONE
-            if time.monotonic() >= self._next_checkpoint:
+            now = time.monotonic()
+            if now >= self._next_checkpoint or (self._writer.metadata_changed
+                                                and now >= self._last_checkpoint + METADATA_CHECKPOINT_S):
                 self._checkpoint()
         return len(samples)
 
@@ -164,9 +172,11 @@ class sigmf_sink(gr.sync_block):
                 self._skip("an annotation message", exc)
 
     def _skip(self, what: str, exc: BaseException) -> None:
-        """A value that would make the metadata invalid: logged and left out, never allowed to end the recording."""
+        """A value that would make the metadata invalid: logged, left out and counted in the metadata
+        (``diffwireless:skipped_values``), never allowed to end the recording (caller holds the lock)."""
         self.skipped += 1
         self.logger.warn(f"{what} not recorded ({self.skipped} so far): {exc}")
+        self._writer.set_global(skipped_values=self.skipped)
 
     def stop(self) -> bool:
         with self._lock:

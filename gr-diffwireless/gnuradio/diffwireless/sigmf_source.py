@@ -9,6 +9,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from diffwireless.errors import RecordingError
 from diffwireless.recording import open_recording
 from diffwireless.tags import recording_tags
 
@@ -31,6 +32,9 @@ class sigmf_source(gr.sync_block):
         datatype: '' for SigMF; else the raw file's format (``cf32_le``, ``ci16_le``, ``cu8``, ...).
         sample_rate: raw files: samples/s (0: unknown). SigMF: 0 uses the recording's, else overrides it.
         frequency: raw files: centre frequency in Hz (0: unknown).
+
+    A recording that cannot be read fails when the block is built (its file named); a read that fails during the
+    replay (a file cut short under it) ends the flowgraph with the error logged and kept in ``error``.
     """
 
     def __init__(self, path: str, repeat: bool = False, realtime: bool = False, datatype: str = "",
@@ -57,13 +61,23 @@ class sigmf_source(gr.sync_block):
         self._next_tag = 0
         self.passes = 0
         self._t0 = 0.0
+        self.error: RecordingError | None = None  # what ended a replay early (logged)
+        self.logger = gr.logger(f"diffwireless.sigmf_source({self.recording.path.name})")
 
     def start(self) -> bool:
         self._t0 = time.monotonic()
         return True
 
     def work(self, input_items, output_items):
-        out = output_items[0]
+        try:
+            return self._work(output_items[0])
+        except Exception as exc:  # noqa: BLE001 - an exception left in work() stalls the flowgraph for ever
+            self.error = RecordingError(f"{self.recording.path}: replay stopped at sample {self._pos}: "
+                                        f"{type(exc).__name__}: {exc}")
+            self.logger.error(f"{self.error}; ending the flowgraph")
+            return WORK_DONE
+
+    def _work(self, out: np.ndarray) -> int:
         n_total = self.recording.num_samples
         if self._pos >= n_total:
             self.passes += 1
