@@ -23,7 +23,7 @@ WIFI_CAPTURES := $(wildcard ../shared/captures/wifi-ofdm/*.sigmf-meta)
 # The developers' ISM-band recordings (without them dw-anomaly synthesizes an ISM-like recording).
 ISM_CAPTURES := $(wildcard ../shared/captures/ism-433/*.sigmf-meta)
 
-.PHONY: setup apt grc-apt apt-install demo test grc screenshots docs-plots bench models recording clean
+.PHONY: setup apt grc-apt apt-install demo test fuzz grc screenshots docs-plots bench models recording clean
 
 setup: apt $(VENV)/.installed
 
@@ -63,6 +63,12 @@ demo: setup
 test: setup grc-apt
 	$(VENV)/bin/ruff check .
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The property-based tests with many new examples each run (make test runs a small fixed set of them).
+FUZZ_EXAMPLES ?= 2000
+fuzz: setup
+	DW_FUZZ_PROFILE=fuzz DW_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q \
+		--hypothesis-show-statistics tests/test_fuzz.py
 
 # GNU Radio Companion with the blocks found and run by the venv's interpreter (where torch is).
 grc: setup grc-apt

@@ -155,6 +155,18 @@ def get_constellation(name: str) -> Constellation:
     return c
 
 
+# SNRs a block takes: beyond these the noise variance over- or underflows a float64 and means nothing at a receiver.
+SNR_DB_LIMIT = 300.0
+
+
+def check_snr_db(snr_db: float, name: str = "snr_db") -> float:
+    """``snr_db`` as a float; ValueError naming ``name`` unless it is finite and within +-:data:`SNR_DB_LIMIT`."""
+    value = float(snr_db)
+    if not (math.isfinite(value) and abs(value) <= SNR_DB_LIMIT):
+        raise ValueError(f"{name} must be finite and within +-{SNR_DB_LIMIT:g} dB, got {snr_db}")
+    return value
+
+
 def noise_var(snr_db: float | np.ndarray) -> float | np.ndarray:
     """Complex noise variance of a unit-power signal at ``snr_db`` (Es/N0)."""
     return 10.0 ** (-np.asarray(snr_db, dtype=np.float64) / 10.0)

@@ -151,7 +151,7 @@ def parse_datatype(datatype: str) -> IQFormat:
         match["kind"] != "f" and match["bits"] == "64"
     ):
         raise DatatypeError(
-            f"unknown datatype '{datatype}'; supported: {', '.join(SUPPORTED_DATATYPES)}"
+            f"unknown datatype {datatype!r}; supported: {', '.join(SUPPORTED_DATATYPES)}"
         )
     bits = int(match["bits"])
     endian = match["endian"]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffwireless.constellations import check_snr_db
 from diffwireless.diffusion.noise import item_seeds
 from diffwireless.diffusion.samplers import DDIMSampler
 from diffwireless.engine import DenoiseEngine, Job
@@ -69,9 +70,7 @@ class IQDenoiser:
 
     def start_step(self, snr_db: float) -> int:
         """The reverse process's first step for an input at ``snr_db``."""
-        if not np.isfinite(snr_db):
-            raise ValueError(f"snr_db must be finite, got {snr_db}")
-        return self.model.schedule.step_for_noise_var(noise_var_per_dim(snr_db))
+        return self.model.schedule.step_for_noise_var(noise_var_per_dim(check_snr_db(snr_db)))
 
     def _make_sampler(self, start_step: int) -> DDIMSampler:
         return DDIMSampler(num_steps=self.num_steps, start_step=start_step, eta=self.eta)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from diffwireless.channel import IMPULSE_PROB, IMPULSE_RATIO, Impairments
-from diffwireless.constellations import Constellation, get_constellation, noise_var
+from diffwireless.constellations import Constellation, check_snr_db, get_constellation, noise_var
 from diffwireless.denoiser import iq_pairs, noise_var_per_dim
 from diffwireless.diffusion.samplers import DDIMSampler, DDPMSampler, ForwardPass
 from diffwireless.engine import DenoiseEngine, Job
@@ -107,9 +107,7 @@ class DiffusionDetector:
 
     def start_step(self, snr_db: float) -> int:
         """The step matched to ``snr_db``: its noise equals the channel noise per real dimension."""
-        if not np.isfinite(snr_db):
-            raise ValueError(f"snr_db must be finite, got {snr_db}")
-        return self.model.schedule.step_for_noise_var(noise_var_per_dim(snr_db))
+        return self.model.schedule.step_for_noise_var(noise_var_per_dim(check_snr_db(snr_db)))
 
     def _make_sampler(self, start: int, steps: int) -> DDIMSampler | DDPMSampler:
         if self.kind == "ddpm":

@@ -167,18 +167,18 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Diffusio
         header = json.loads(meta[_METADATA_KEY])
         fmt = int(header["format"])
         arch, config = header["arch"], header["config"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{weights}: malformed '{_METADATA_KEY}' metadata ({exc})") from exc
+    except (KeyError, TypeError, ValueError, OverflowError, RecursionError) as exc:
+        raise ModelError(f"{weights}: malformed '{_METADATA_KEY}' metadata ({type(exc).__name__}: {exc})") from None
     if fmt > FORMAT_VERSION:
         raise ModelError(f"{weights}: model format {fmt} is newer than this diffwireless understands "
                          f"({FORMAT_VERSION}); upgrade gr-diffwireless")
-    if not isinstance(config, dict) or arch not in ARCHITECTURES:
+    if not isinstance(config, dict) or not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise ModelError(f"{weights}: unknown architecture {arch!r} (known: {', '.join(sorted(ARCHITECTURES))}) "
                          "or settings that are not a JSON object")
     try:
         schedule = NoiseSchedule.from_dict(header["schedule"]) if header.get("schedule") else None
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelError(f"{weights}: malformed noise schedule ({exc})") from exc
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+        raise ModelError(f"{weights}: malformed noise schedule ({type(exc).__name__}: {exc})") from None
     if schedule is not None and schedule.num_train_steps > MAX_SCHEDULE_STEPS:
         raise ModelError(f"{weights}: a schedule of {schedule.num_train_steps} steps is over the cap of "
                          f"{MAX_SCHEDULE_STEPS}")

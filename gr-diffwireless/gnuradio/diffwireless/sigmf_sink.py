@@ -156,12 +156,12 @@ class sigmf_sink(gr.sync_block):
 
     def _on_annotation(self, msg) -> None:
         value = to_python(msg)
-        if not isinstance(value, dict):
-            self.logger.warn(f"annotations port expects a PMT dict, got {msg}; ignored")
-            return
         with self._lock:
             if self._writer is None:
                 self.logger.warn("annotation message before the flowgraph started; ignored")
+                return
+            if not isinstance(value, dict):
+                self._skip("an annotation message", TypeError(f"the annotations port takes PMT dicts, got {msg}"))
                 return
             try:
                 start = value.get("sample_start", value.get("start"))
