@@ -133,10 +133,10 @@ def test_bad_tag_and_message_values_are_left_out_and_the_recording_is_kept(tmp_p
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "rec")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SKIPPED 5" in proc.stdout, proc.stdout + proc.stderr  # rx_rate -5 and four bad annotations
+    assert "SKIPPED 6" in proc.stdout, proc.stdout + proc.stderr  # rx_rate -5, four bad annotations, a vector
     rec = SigMFRecording(tmp_path / "rec")  # valid SigMF: the sigmf package validated it when it was written
     assert rec.num_samples == 20_000 and rec.sample_rate == 1e5
-    assert rec.metadata["global"]["diffwireless:skipped_values"] == 5 and not rec.in_progress
+    assert rec.metadata["global"]["diffwireless:skipped_values"] == 6 and not rec.in_progress
     got = {a.fields.get("core:label"): (a.sample_start, a.sample_count, a.fields) for a in rec.annotations}
     assert set(got) == {"ok", "good", "nan peak"}, got
     assert got["good"][:2] == (100, 50)
