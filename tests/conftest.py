@@ -54,3 +54,13 @@ def make_recording(tmp_path):
 def random_iq(n: int, seed: int = 0, scale: float = 0.5) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (scale * (rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
+
+
+@pytest.fixture(scope="session")
+def qapp():
+    """The Qt application the live views draw in (offscreen unless a display is set: ``make test`` sets
+    QT_QPA_PLATFORM=offscreen)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt5 import QtWidgets
+
+    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([])

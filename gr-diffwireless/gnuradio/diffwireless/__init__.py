@@ -14,6 +14,10 @@ from .diffusion_denoiser import diffusion_denoiser
 from .diffusion_detector import diffusion_detector
 from .diffusion_ofdm_equalizer import diffusion_ofdm_equalizer
 from .diffusion_ofdm_rx import diffusion_ofdm_rx
+from .diffusion_waterfall import diffusion_waterfall
+from .channel_view import channel_view
+from .constellation_view import constellation_view
+from .engine_monitor import engine_monitor
 from .recipes.ofdm_loopback import tdl_taps
 from .engine_block import engine_block
 from .engine_config import engine_options
@@ -42,6 +46,10 @@ __all__ = [
     "diffusion_detector",
     "diffusion_ofdm_equalizer",
     "diffusion_ofdm_rx",
+    "diffusion_waterfall",
+    "channel_view",
+    "constellation_view",
+    "engine_monitor",
     "engine_block",
     "engine_options",
     "modulation_augmenter",

@@ -38,6 +38,9 @@ class anomaly_detector(engine_block):
       to SigMF Sink's ``annotations`` port to save events as SigMF annotations (GNU Radio hands no message to a
       block that has finished, so at the very end of a replay an event may close after the sink has stopped: the
       detector's ``events`` list and ``dw-anomaly --json`` keep every one).
+    - ``scores`` message port: per batch of windows, a PMT dict with ``start`` (input sample of the first window),
+      ``window`` (samples per window), ``scores`` (f32vector) and ``threshold`` (for live views such as the
+      Diffusion Waterfall).
 
     Args:
         model: AE-DDPM model file or shipped name (``anomaly_band``; your own band: ``dw-train anomaly --normal``).
@@ -72,6 +75,8 @@ class anomaly_detector(engine_block):
                               job_windows=JOB_WINDOWS)
         self._events_port = pmt.intern("events")
         self.message_port_register_out(self._events_port)
+        self._scores_port = pmt.intern("scores")
+        self.message_port_register_out(self._scores_port)
         self.events: list[dict] = []
         self._new_tracker()
 
@@ -112,6 +117,10 @@ class anomaly_detector(engine_block):
     def result_tags(self, data: np.ndarray, result: np.ndarray, context) -> list:
         first_window, _, time_ref, ends_stream = context
         self._time_ref_emit = time_ref
+        window = self.detector.window
+        self.message_port_pub(self._scores_port, dict_to_pmt({
+            "start": first_window * window, "window": window, "threshold": self.threshold,
+            "scores": np.asarray(data, dtype=np.float32)}))
         onsets, closed = self.tracker.update(data, first_window)
         if ends_stream:  # close the open event now, while the flowgraph still runs to deliver it
             closed += self.tracker.flush()

@@ -19,6 +19,7 @@ from gnuradio.diffwireless.engine_block import WORK_DONE, acquire_block_engine
 CHAN_TAPS_TAG = "ofdm_sync_chan_taps"
 CARR_OFFSET_TAG = "ofdm_sync_carr_offset"
 ESTIMATE_TAG = "dw_chan_est"
+LS_TAG = "dw_chan_ls"
 SNR_EST_TAG = "dw_snr_db"
 DEFAULT_MODEL = "chanest_tdl_sym"
 MAX_FRAMES_IN_FLIGHT = 64  # frames whose estimate may be in the engine at once
@@ -38,7 +39,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
 
     Output: each occupied carrier divided by its channel estimate (soft, where ``ofdm_equalizer_simpledfe`` gives
     hard decisions), pilots set to their known symbols, other carriers 0. Tags on the first vector: ``dw_chan_est``
-    (the estimate, ``fft_len`` complex), ``dw_snr_db`` (the SNR used), and with ``propagate_channel_state``
+    (the estimate, ``fft_len`` complex), ``dw_chan_ls`` (the LS taps it started from, for the Channel View),
+    ``dw_snr_db`` (the SNR used), and with ``propagate_channel_state``
     ``ofdm_sync_chan_taps`` (the taps after the last symbol, as the stock block). Other tags pass on their
     vectors. A frame that arrives with ``dw_chan_est`` (set by this block as header equalizer and carried to the
     payload by the header parser) is equalized with that estimate instead of being estimated again.
@@ -157,7 +159,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             entry = _Frame(frame, frame_len, has_len_tag=bool(self.len_tag_key) and self.len_tag_key in tags)
             entry.tags = [(tag.offset - start, tag.key, tag.value, tag.srcid)
                           for tag in self.get_tags_in_window(0, consumed, consumed + frame_len)
-                          if pmt.symbol_to_string(tag.key) not in (CHAN_TAPS_TAG, ESTIMATE_TAG, SNR_EST_TAG)]
+                          if pmt.symbol_to_string(tag.key) not in (CHAN_TAPS_TAG, ESTIMATE_TAG, SNR_EST_TAG, LS_TAG)]
             if ESTIMATE_TAG in tags:  # estimated already (the header's estimate, carried to the payload)
                 entry.taps = np.asarray(pmt.c32vector_elements(tags[ESTIMATE_TAG]), dtype=np.complex128)
                 entry.snr_db = float(pmt.to_double(tags[SNR_EST_TAG])) if SNR_EST_TAG in tags else float("nan")
@@ -177,6 +179,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         else:
             self.missing_taps += 1
             ls = np.ones(self.layout.fft_len, dtype=np.complex128)
+        entry.ls = ls
         noise_var = noise_var_from_nulls(entry.frame, self.layout)
         if self.snr_db is not None:
             noise_var = float(np.mean(np.abs(ls[self.equalizer.active_bins]) ** 2)) / (1 + 10 ** (self.snr_db / 10))
@@ -216,6 +219,9 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             taps = entry.taps.astype(np.complex64)
             self.add_item_tag(0, first, pmt.intern(ESTIMATE_TAG), pmt.init_c32vector(len(taps), taps), self._srcid)
             self.add_item_tag(0, first, pmt.intern(SNR_EST_TAG), pmt.from_double(entry.snr_db), self._srcid)
+            if entry.ls is not None:
+                ls = entry.ls.astype(np.complex64)
+                self.add_item_tag(0, first, pmt.intern(LS_TAG), pmt.init_c32vector(len(ls), ls), self._srcid)
             if self.propagate_channel_state:
                 self.add_item_tag(0, first, pmt.intern(CHAN_TAPS_TAG),
                                   pmt.init_c32vector(len(taps), used[-1].astype(np.complex64)), self._srcid)
@@ -242,3 +248,4 @@ class _Frame:
     scale: float = 1.0
     snr_db: float = float("nan")
     taps: np.ndarray | None = None
+    ls: np.ndarray | None = None  # the LS taps the estimate started from (None when it came with the frame)

@@ -23,7 +23,7 @@ WORK_DONE = int(gr.WORK_DONE)
 DROP_TAG = "dw_drop"
 SNR_TAG = "snr_db"
 _WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
-_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows")
+_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows", "block")
 
 
 @dataclass(eq=False)
@@ -148,7 +148,7 @@ class engine_block(gr.basic_block):
         """Engine counters (as they were at stop, once stopped) and this block's own."""
         st = self.engine.stats() if self.engine is not None else dict(self._engine_stats_at_stop)
         st.update(items_in=self.items_in, items_out=self.items_out, dropped_items=self.dropped_items,
-                  in_flight_windows=self._in_flight)
+                  in_flight_windows=self._in_flight, block=self.alias())
         return st
 
     # -- scheduling --------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ class modulation_classifier(engine_block):
       item of their frame.
     - Each frame whose confidence reaches ``min_confidence`` is tagged ``dw_class`` on its item and published on
       the ``classification`` message port: a dict with ``label``, ``index``, ``confidence`` (softmax),
-      ``top3`` (labels), ``start`` (input sample).
+      ``top3`` (labels), ``start`` and ``end`` (input samples).
     - Frames are scaled to unit power before the network: the level does not matter, only the shape.
 
     Args:
@@ -63,7 +63,8 @@ class modulation_classifier(engine_block):
         for i in np.flatnonzero(c.confidence >= self.min_confidence):
             d = {"label": self.classes[c.index[i]], "index": int(c.index[i]), "confidence": float(c.confidence[i]),
                  "top3": [self.classes[j] for j in c.top3[i]],
-                 "start": int((context + i) * self.classifier.frame_len)}
+                 "start": int((context + i) * self.classifier.frame_len),
+                 "end": int((context + i + 1) * self.classifier.frame_len)}
             value = dict_to_pmt(d)
             tags.append((int(i), CLASS_TAG, value, self._srcid))
             self.message_port_pub(self._port, value)
