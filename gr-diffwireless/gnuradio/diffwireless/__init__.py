@@ -23,6 +23,7 @@ from .engine_block import engine_block
 from .engine_config import engine_options
 from .modulation_augmenter import modulation_augmenter
 from .modulation_classifier import modulation_classifier
+from .sdr_sink import sdr_sink
 from .sdr_source import SDRNotFoundError, sdr_source
 from .sigmf_sink import sigmf_sink
 from .sigmf_source import sigmf_source
@@ -55,6 +56,7 @@ __all__ = [
     "modulation_augmenter",
     "modulation_classifier",
     "open_recording",
+    "sdr_sink",
     "sdr_source",
     "sigmf_sink",
     "sigmf_source",
