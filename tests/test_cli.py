@@ -97,3 +97,24 @@ def test_bench_rows_are_written_with_interval_nfe_and_device(tmp_path):
     assert set(doc["rows"][1]) >= {"method", "setting", "metric", "value", "ci_low", "ci_high", "nfe", "device"}
     with pytest.raises(ValueError, match="outside its interval"):
         BenchRow("x", "y", "ber", 0.5, 0.6, 0.7)
+
+
+def test_progress_bars_show_on_a_terminal_only():
+    import io
+
+    from diffwireless.progress import set_reporter, track
+    from gnuradio.diffwireless.apps import _progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term, pipe = Terminal(), io.StringIO()
+    try:
+        assert _progress.install(term)
+        assert list(track(range(5), "training")) == [0, 1, 2, 3, 4]
+        assert "training:" in term.getvalue() and "/5 [" in term.getvalue() and "it/s]" in term.getvalue()
+        assert not _progress.install(pipe)
+        assert list(track(iter("ab"), "quiet")) == ["a", "b"] and pipe.getvalue() == ""
+    finally:
+        set_reporter(None)

@@ -26,6 +26,7 @@ from diffwireless import spectrum_scenes as scenes
 from diffwireless.anomaly import log_spectrogram, roc_auc
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot
 from diffwireless.diffusion.training import optimizer_step
+from diffwireless.progress import track
 
 VIEW_N_FFT = (16, 128)  # frame lengths of the two spectrogram views; the third view is one frame of the window
 SEED = 0
@@ -105,7 +106,7 @@ def train_reference(jnr_db: float, kinds: tuple[str, ...] = scenes.ANOMALIES, n_
     net = MultiResolutionCNN(1 + len(kinds))
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, 2e-3, total_steps=steps)
-    for _ in range(steps):
+    for _ in track(range(steps), "anomaly reference CNN"):
         idx = torch.randint(0, len(y), (batch,), generator=gen)
         optimizer_step(opt, sched, nn.functional.cross_entropy(net(*[v[idx] for v in x]), y[idx]))
     return net.eval()

@@ -28,6 +28,7 @@ from diffwireless.diffusion.samplers import DDIMSampler
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
 from diffwireless.models import DiffusionModel, shared_model
+from diffwireless.progress import track
 
 ARCH = "unet1d"
 ITEM_SCALE = math.sqrt(2.0)  # unit-power complex frames -> unit variance per I and Q row
@@ -211,7 +212,7 @@ class ModulationAugmenter:
         kept: list[int] = []
         frames = np.zeros((len(class_index), self.frame_len), dtype=np.complex64)
         generated = 0
-        for _ in range(max_rounds):
+        for _ in track(range(max_rounds), "augment: generation rounds"):
             if not len(todo):
                 break
             made = self.generate(class_index[todo], snr_db[todo], engine)

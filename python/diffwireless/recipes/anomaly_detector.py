@@ -32,6 +32,7 @@ from diffwireless.diffusion.training import noise_prediction_step
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.models import DiffusionModel, build_model, save_model
 from diffwireless import spectrum_scenes as scenes
+from diffwireless.progress import track
 
 NAME = "anomaly_band"
 SEED = 0
@@ -72,7 +73,7 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
     opt = torch.optim.Adam(ae_params, lr=AE_LR)
     lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, ae_iterations)
     ae_losses = []
-    for _ in range(ae_iterations):
+    for _ in track(range(ae_iterations), "anomaly: autoencoder"):
         x = data[torch.randint(0, len(data), (AE_BATCH,), generator=gen)]
         loss = torch.mean((net.decode(net.encode(x)) - x) ** 2)
         opt.zero_grad(set_to_none=True)
@@ -89,7 +90,7 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
     lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, ddpm_iterations)
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
     ddpm_losses = []
-    for _ in range(ddpm_iterations):
+    for _ in track(range(ddpm_iterations), "anomaly: latent DDPM"):
         z0 = z[torch.randint(0, len(z), (DDPM_BATCH,), generator=gen)]
         t = torch.randint(0, schedule.num_train_steps, (DDPM_BATCH,), generator=gen)
         ddpm_losses.append(noise_prediction_step(net.denoiser, opt, lr, abar, z0, t, gen))

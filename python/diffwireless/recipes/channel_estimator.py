@@ -42,6 +42,7 @@ from diffwireless.diffusion.training import noise_prediction_step
 from diffwireless.engine import DenoiseEngine
 from diffwireless.fading import TDL, ExpCorrelated, OFDMGrid, SparseClustered
 from diffwireless.models import DiffusionModel, build_model, save_model
+from diffwireless.progress import track
 
 SEED = 0
 GRID = OFDMGrid()  # 64-FFT, 52 carriers (-26..26 without DC), 14 symbols, CP 16, 20 MHz
@@ -139,7 +140,7 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
     losses: list[float] = []
     t_start = time.time()
-    for _ in range(iterations):
+    for _ in track(range(iterations), "channel prior"):
         x0 = torch.from_numpy(grid_items(fam.sample(fam.batch, rng)))
         nsr = 10.0 ** (rng.uniform(*TRAIN_NSR_DB, fam.batch) / 10.0)
         t = torch.from_numpy(schedule.steps_for_noise_vars(nsr))

@@ -25,6 +25,7 @@ from diffwireless.diffusion.training import noise_prediction_step
 from diffwireless.engine import DenoiseEngine
 from diffwireless.models import DiffusionModel, build_model, save_model
 from diffwireless.signals import psk_rrc
+from diffwireless.progress import track
 
 NAME = "iq_denoiser_qpsk_sps4"
 WINDOW = 16
@@ -70,7 +71,7 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
     gen = torch.Generator().manual_seed(seed)
     t0 = time.time()
     losses = []
-    for _ in range(iterations):
+    for _ in track(range(iterations), "IQ denoiser"):
         x0 = torch.from_numpy(iq_pairs(data.windows(BATCH)))
         t = torch.randint(0, t_max + 1, (BATCH,), generator=gen)
         losses.append(noise_prediction_step(net, opt, sched_lr, abar, x0, t, gen))

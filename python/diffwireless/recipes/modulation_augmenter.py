@@ -20,6 +20,7 @@ from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.diffusion.training import noise_prediction_step
 from diffwireless.modulation_data import CLASSES, ModulationDataset
 from diffwireless.models import DiffusionModel, build_model
+from diffwireless.progress import track
 
 SCHEDULE = NoiseSchedule(1000, "cosine")
 ITERATIONS, BATCH, LR = 3000, 64, 2e-3
@@ -41,7 +42,7 @@ def fit_augmenter(ds: ModulationDataset, seed: int, iterations: int = ITERATIONS
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     t0, losses = time.time(), []
-    for _ in range(iterations):
+    for _ in track(range(iterations), "augmenter"):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
         x0 = random_phase(x[idx], gen)
         c = cond[idx].clone()

@@ -14,6 +14,7 @@ from diffwireless.classifier import ARCH, frame_items
 from diffwireless.diffusion.training import optimizer_step
 from diffwireless.modulation_data import CLASSES, ModulationDataset
 from diffwireless.models import DiffusionModel, build_model
+from diffwireless.progress import track
 
 ITERATIONS, BATCH, LR = 1500, 128, 3e-3
 AUGMENTATIONS = ("none", "rotation", "classical")
@@ -41,7 +42,7 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     t0, losses = time.time(), []
-    for _ in range(iterations):
+    for _ in track(range(iterations), "classifier"):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
         xb = x[idx]
         if augment == "rotation":

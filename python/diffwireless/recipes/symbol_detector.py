@@ -34,6 +34,7 @@ from diffwireless.detector import (AUTO_ONE_STEP_DB, AUTO_STEPS, SNR_SCALE_DB, S
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.engine import DenoiseEngine
 from diffwireless.models import DiffusionModel, build_model, load_model, save_model
+from diffwireless.progress import track
 
 SEED = 0
 ITERATIONS = 6000
@@ -99,7 +100,7 @@ def train(out_dir: str | Path, constellation: str, seed: int = SEED, iterations:
     points = _pairs(c.points)
     losses: tuple[list[float], list[float]] = ([], [])
     t_start = time.time()
-    for _ in range(iterations):
+    for _ in track(range(iterations), "symbol detector"):
         idx, y, snr = data.next(BATCH)
         s, yt = points[torch.from_numpy(idx)], _pairs(y)
         cond = torch.from_numpy((snr / SNR_SCALE_DB).astype(np.float32)).reshape(-1, 1)

@@ -25,6 +25,7 @@ from diffwireless.engine import DenoiseEngine
 from diffwireless.errors import DiffWirelessError
 from diffwireless.modulation_data import ModulationDataset, load_dataset, save_dataset
 from diffwireless.models import save_model
+from gnuradio.diffwireless.apps import _progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    _progress.install()
     if args.per_class < 1 or args.steps < 1 or args.iterations < 1:
         parser.error("--per-class, --steps and --iterations must be >= 1")
     engine = None

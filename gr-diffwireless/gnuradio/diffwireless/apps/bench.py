@@ -9,6 +9,8 @@ import sys
 import gnuradio.diffwireless.bench  # noqa: F401 - registers the tasks that need GNU Radio
 from diffwireless.bench import TASKS
 from diffwireless.bench.results import write_results
+from diffwireless.progress import track
+from gnuradio.diffwireless.apps import _progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="bench-out", help="folder for TASK.json and TASK.png")
     parser.add_argument("--list", action="store_true", help="list the tasks and exit")
     args = parser.parse_args(argv)
+    _progress.install()
     if args.list or args.task is None:
         print("\n".join(TASKS))
         return 0
@@ -26,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"dw-bench: unknown task {unknown[0]!r}; tasks: {', '.join(TASKS)}", file=sys.stderr)
         return 2
-    for name in names:
+    for name in track(names, "dw-bench"):
         rows = TASKS.load(name)(quick=args.quick)
         path = write_results(args.out, name, rows, args.quick)
         plot = getattr(TASKS.module(name), "plot", None)

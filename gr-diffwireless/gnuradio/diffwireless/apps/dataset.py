@@ -21,6 +21,7 @@ from diffwireless.modulation_data import CLASSES, save_dataset
 from diffwireless.recording import check_writable
 
 from gnuradio.diffwireless.recipes.modulation_sources import synthesize
+from gnuradio.diffwireless.apps import _progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
+    _progress.install()
     first, last, step = args.snr
     if step <= 0 or last < first:
         parser.error(f"--snr needs FIRST <= LAST and STEP > 0, got {first} {last} {step}")

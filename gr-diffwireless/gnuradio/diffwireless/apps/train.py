@@ -9,6 +9,7 @@ import sys
 import gnuradio.diffwireless.recipes  # noqa: F401 - registers the recipes that need GNU Radio
 from diffwireless.paths import model_dir
 from diffwireless.training import MODELS, train_model
+from gnuradio.diffwireless.apps import _progress
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--iterations", type=int, default=None,
                       help="training iterations of the autoencoder and of the latent DDPM (default 3000 and 4000)")
     args = parser.parse_args(argv)
+    _progress.install()
     if args.model == "anomaly" or args.normal:
         return _train_anomaly(parser, args)
     names = list(MODELS) if args.all else ([args.model] if args.model else [])

@@ -25,6 +25,7 @@ from diffwireless import spectrum_scenes as scenes
 from diffwireless.anomaly import METHODS, AnomalyDetector, detection_rate, roc_auc
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, wilson_interval
 from diffwireless.engine import acquire_engine, device_name, release_engine
+from diffwireless.progress import track
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
 from gnuradio.diffwireless.bench.flowgraph import block_rates
@@ -75,7 +76,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     try:
         normal = scores(det, scenes.normal_windows(n_normal, rng), engine)
         pd_curves: dict[tuple[str, str], list[float]] = {}
-        for kind in scenes.ANOMALIES:
+        for kind in track(scenes.ANOMALIES, "anomaly: kinds"):
             for jnr in jnrs:
                 anom = scores(det, scenes.anomalous_windows(kind, n_anom, float(jnr), rng), engine)
                 for m in METHODS:

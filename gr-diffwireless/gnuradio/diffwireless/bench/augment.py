@@ -39,6 +39,7 @@ from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import CLASSES, ModulationDataset
 from diffwireless.recipes.modulation_augmenter import fit_augmenter
 from diffwireless.recipes.modulation_classifier import fit_classifier
+from diffwireless.progress import track
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
 from gnuradio.diffwireless.modulation_classifier import modulation_classifier
@@ -130,7 +131,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     rows: list[BenchRow] = []
     high = test.snr_db >= 0
     means: dict[str, list[float]] = {}
-    for regime in REGIMES:
+    for regime in track(REGIMES, "augment: regimes"):
         nfe = results[0]["augmenter"]["nfe"] if "diffusion" in regime or regime == "synthetic" else 0
         for snr in SNRS_DB:
             m = test.snr_db == snr

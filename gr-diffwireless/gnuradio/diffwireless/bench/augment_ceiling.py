@@ -27,6 +27,7 @@ from diffwireless.bench.results import BenchRow, headless_pyplot
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import CLASSES
 from diffwireless.recipes.modulation_classifier import fit_classifier
+from diffwireless.progress import track
 
 from gnuradio.diffwireless.bench.augment import (SMALL_PER_CLASS, SNRS_DB, correct, seed_spread, settings,
                                                  small_subset)
@@ -56,7 +57,7 @@ def run(quick: bool = False) -> list[BenchRow]:
     high = test.snr_db >= 0
     hits: dict[str, list[np.ndarray]] = {r: [] for r in regimes(quick)}
     try:
-        for seed in cfg["seeds"]:
+        for seed in track(cfg["seeds"], "augment_ceiling: seeds"):
             small = small_subset(full, SMALL_PER_CLASS, np.random.default_rng(1000 + seed))
             hits["small+classical"].append(correct(fit_classifier(small, seed, it, augment="classical")[0], test,
                                                    engine)[high])

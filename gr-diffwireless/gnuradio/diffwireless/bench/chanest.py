@@ -41,6 +41,7 @@ from diffwireless.chanest import (DiffusionChannelEstimator, Interpolator, lmmse
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.fading import TDL, ExpCorrelated, ExponentialPDP, SparseClustered, covariance_matrix, lattice_pilots
 from diffwireless.recipes.channel_estimator import EXPCORR_GRID, GRID
+from diffwireless.progress import track
 
 from gnuradio.diffwireless.recipes.ofdm_loopback import receive, transmit
 
@@ -247,7 +248,7 @@ def run(quick: bool = False) -> list[BenchRow]:
         frames = 200 if quick else 500
         snrs = (0.0, 10.0, 20.0) if quick else SNRS_DB
         profiles = ("TDL-A 30ns", "sparse") if quick else tuple(PROFILES)
-        for profile in profiles:
+        for profile in track(profiles, "chanest: channel profiles"):
             for pattern in PATTERNS:
                 for snr in snrs:
                     rows += nmse_point(profile, pattern, snr, frames, engine, rng, device)

@@ -18,6 +18,7 @@ import numpy as np
 from gnuradio import analog, blocks, channels, digital, gr
 
 from diffwireless.modulation_data import CLASSES, FRAME_LEN, ModulationDataset
+from diffwireless.progress import track
 
 from gnuradio.diffwireless.constellations import gr_constellation
 
@@ -109,7 +110,7 @@ def synthesize(frames_per_point: int, snrs_db: tuple[float, ...], seed: int = 0,
         raise ValueError(f"need at least one frame per point and one SNR, got {frames_per_point}, {snrs_db}")
     rng = np.random.default_rng(seed)
     frames, labels, snrs = [], [], []
-    for label in classes:
+    for label in track(classes, "synthesis (classes)"):
         total = frames_per_point * len(snrs_db)
         stride = frame_len + int(rng.integers(1, frame_len))
         clean = clean_signal(label, total * stride + frame_len, rng)
