@@ -648,6 +648,54 @@ class SigMFWriter:
         self.close()
 
 
+def append_annotations(path: str | os.PathLike, annotations: list[dict[str, Any]]) -> int:
+    """Add annotations to a closed SigMF recording (fields as :meth:`SigMFWriter.add_annotation` takes them, with
+    ``sample_start`` and optionally ``sample_count``), skipping any already there with the same start, count and
+    label; the metadata is validated and rewritten atomically (the data file, and so its hash, is untouched).
+    Returns how many were added.
+
+    Raises:
+        RecordingError: the recording cannot be read, or an annotation is invalid (nothing is written then).
+    """
+    meta_path = sigmf_paths(path)[0]
+    try:
+        metadata = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordingError(f"{meta_path}: cannot be read to add annotations: {exc}") from None
+    existing = {(a.get("core:sample_start"), a.get("core:sample_count"), a.get("core:label"))
+                for a in metadata.get("annotations", [])}
+    added = 0
+    for fields in annotations:
+        fields = dict(fields)
+        entry = {"core:sample_start": int(fields.pop("sample_start"))}
+        count = fields.pop("sample_count", None)
+        if count is not None:
+            entry["core:sample_count"] = int(count)
+        entry.update(_namespaced(fields))
+        key = (entry["core:sample_start"], entry.get("core:sample_count"), entry.get("core:label"))
+        if key in existing:
+            continue
+        existing.add(key)
+        metadata.setdefault("annotations", []).append(entry)
+        added += 1
+    if not added:
+        return 0
+    metadata["annotations"].sort(key=lambda a: a["core:sample_start"])
+    if any(":" in k and k.split(":")[0] == EXTENSION_NAMESPACE for a in metadata["annotations"] for k in a):
+        from diffwireless import __version__
+
+        extensions = metadata["global"].setdefault("core:extensions", [])
+        if not any(e.get("name") == EXTENSION_NAMESPACE for e in extensions):
+            extensions.append({"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True})
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except ValueError as exc:
+        raise RecordingError(f"{meta_path}: annotations cannot be written as JSON: {exc}") from None
+    _validate_schema(metadata, meta_path)
+    _write_atomically(meta_path, json.dumps(metadata, indent=2) + "\n")
+    return added
+
+
 def _write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file renamed over it, so a reader (or a crash) sees the old
     file or the new one, never half of one; the temporary file is removed when the write fails."""

@@ -21,11 +21,13 @@ class diffusion_ofdm_rx(gr.hier_block2):
     it, so one network call serves each packet.
 
     With ``raw_output`` a second output gives every payload whose header decoded, before the CRC check (payload and
-    CRC bytes, tagged ``packet_length`` and ``packet_num``): what bit error rates are counted on.
+    CRC bytes, tagged ``packet_length`` and ``packet_num``): what bit error rates are counted on. With
+    ``channel_output`` the last output gives the header equalizer's frames (vectors of ``fft_len``), tagged with
+    each frame's channel estimate (``dw_chan_est``) and its LS taps (``dw_chan_ls``): the Channel View's input.
 
     Args: as ``digital.ofdm_rx`` (None carriers and pilots: its 802.11-like defaults; BPSK header and payload), plus
         equalizer, model, snr_db (None: measured per frame), tracking and engine options of the diffusion equalizer,
-        and raw_output.
+        raw_output and channel_output.
     """
 
     def __init__(self, fft_len: int = defaults.FFT_LEN, cp_len: int = defaults.CP_LEN,
@@ -34,9 +36,10 @@ class diffusion_ofdm_rx(gr.hier_block2):
                  bps_payload: int = 1,
                  equalizer: str = "diffusion", model: str = "", snr_db: float | None = None,
                  tracking: float = 1.0, engine=None, scramble_bits: bool = False,
-                 raw_output: bool = False) -> None:
+                 raw_output: bool = False, channel_output: bool = False) -> None:
+        sizes = [gr.sizeof_char] * (1 + raw_output) + [gr.sizeof_gr_complex * fft_len] * channel_output
         gr.hier_block2.__init__(self, "diffusion_ofdm_rx", gr.io_signature(1, 1, gr.sizeof_gr_complex),
-                                gr.io_signature(1 + raw_output, 1 + raw_output, gr.sizeof_char))
+                                gr.io_signature.makev(len(sizes), len(sizes), sizes))
         if equalizer not in EQUALIZERS:
             raise ValueError(f"diffusion_ofdm_rx: equalizer must be one of {', '.join(EQUALIZERS)}, got {equalizer!r}")
         occupied_carriers = defaults.OCCUPIED_CARRIERS if occupied_carriers is None else occupied_carriers
@@ -92,3 +95,5 @@ class diffusion_ofdm_rx(gr.hier_block2):
                      descrambler, digital.crc32_bb(True, packet_length_tag_key), self)
         if raw_output:
             self.connect(descrambler, (self, 1))
+        if channel_output:  # the header equalizer's frames: each carries dw_chan_est and dw_chan_ls (Channel View)
+            self.connect(self.header_equalizer, (self, 1 + raw_output))

@@ -21,6 +21,7 @@ from gnuradio.diffwireless._pmt import dict_to_pmt, to_python
 # gr.WORK_DONE as the int that Python blocks return (GNU Radio 3.10's gateway compares it with item counts).
 WORK_DONE = int(gr.WORK_DONE)
 DROP_TAG = "dw_drop"
+WARM_UP_TIMEOUT_S = 10.0
 SNR_TAG = "snr_db"
 _WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
 _BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows", "block")
@@ -128,7 +129,20 @@ class engine_block(gr.basic_block):
         self.engine, error = acquire_block_engine(self, self.options)
         if error is not None:
             self.error, self._fatal = error, True
+        elif self.policy == "drop":
+            self._warm_up()
         return True
+
+    def _warm_up(self) -> None:
+        """Live policy: run one job of zeros before the stream starts, so the first real windows do not wait for the
+        network's first call (weights to the device, kernels chosen: a few hundred ms that a radio would fill the
+        in-flight budget with, and drop)."""
+        n = max(1, min(self.min_chunk // self.window_in, self.max_in_flight))
+        try:
+            job, _ = self.make_job(np.zeros((n, self.window_in), dtype=self.in_dtype), 0, False)
+            self.engine.submit(job).result(timeout=WARM_UP_TIMEOUT_S)
+        except Exception as exc:  # noqa: BLE001 - an exception out of start() would hang the flowgraph
+            self.logger.warn(f"warm-up of the engine failed ({type(exc).__name__}: {exc}); going on without")
 
     def stop(self) -> bool:
         if self.engine is None:

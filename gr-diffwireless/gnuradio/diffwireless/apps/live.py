@@ -10,6 +10,8 @@ Chains (several at once: ``anomaly,classify``), each on the same source:
 - ``classify``: Modulation Classifier (its decisions on the Diffusion Waterfall);
 - ``detect``: RRC matched filter -> symbol sync -> Costas loop -> Diffusion Detector (denoised symbols), shown on
   Constellation Before/After;
+- ``ofdm``: the OFDM receiver with the diffusion equalizer (GNU Radio's ``ofdm_tx`` waveform: 64-FFT, 802.11-like
+  carriers), its packets counted and each frame's channel estimate on the Channel View;
 - every chain's engine statistics on the Engine Monitor.
 
 A radio (``--device``) or a recording paced at its sample rate (``--realtime``: a virtual radio) runs the engine
@@ -25,6 +27,7 @@ import argparse
 import json
 import math
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,8 @@ from gnuradio import analog, blocks, digital, filter, gr
 
 from diffwireless.engine import EngineOptions
 from diffwireless.errors import DiffWirelessError
+from diffwireless.recording import append_annotations
+from diffwireless.tags import ANNOTATION, annotation_from_tag
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
 from gnuradio.diffwireless.constellation_view import constellation_view
@@ -45,7 +50,7 @@ from gnuradio.diffwireless.sdr_source import SDRNotFoundError, sdr_source
 from gnuradio.diffwireless.sigmf_sink import sigmf_sink
 from gnuradio.diffwireless.sigmf_source import sigmf_source
 
-CHAINS = ("anomaly", "classify", "detect")
+CHAINS = ("anomaly", "classify", "detect", "ofdm")
 
 
 class _Collector(gr.basic_block):
@@ -63,6 +68,21 @@ class _Collector(gr.basic_block):
         import pmt
 
         self.items.append(pmt.to_python(msg))
+
+
+class _PacketCounter(gr.sync_block):
+    """Counts the bytes and the packets (``packet_length`` tags) of a tagged byte stream."""
+
+    def __init__(self) -> None:
+        gr.sync_block.__init__(self, name="dw_live_packets", in_sig=[np.uint8], out_sig=None)
+        self.packets = 0
+
+    def work(self, input_items, output_items):
+        import pmt
+
+        n = len(input_items[0])
+        self.packets += len(self.get_tags_in_window(0, 0, n, pmt.intern("packet_length")))
+        return n
 
 
 class LiveFlowgraph(gr.top_block):
@@ -85,10 +105,10 @@ class LiveFlowgraph(gr.top_block):
         self.blocks: dict[str, gr.basic_block] = {}
         self.collectors: dict[str, _Collector] = {}
         self.waterfall = self.monitor = self.constellation = None
-        if views or options.waterfall:
+        if (views and {"anomaly", "classify"} & set(chains)) or options.waterfall:
             self.waterfall = diffusion_waterfall(sample_rate=self.sample_rate, samples_per_row=options.samples_per_row)
             self.connect(source, self.waterfall)
-        if views:
+        if views and {"anomaly", "classify", "detect"} & set(chains):
             self.monitor = engine_monitor()
         if "anomaly" in chains:
             det = anomaly_detector(options.anomaly_model, pfa=options.pfa, hold=options.hold,
@@ -100,6 +120,8 @@ class LiveFlowgraph(gr.top_block):
             self._add("classify", cls, gr.sizeof_int, {"classification": "classification"})
         if "detect" in chains:
             self._detect_chain(options, views)
+        if "ofdm" in chains:
+            self._ofdm_chain(views)
         if record:
             self.recorder = sigmf_sink(record, sample_rate=self.sample_rate, frequency=frequency,
                                        description=f"dw-live {'+'.join(chains)}", overwrite=options.overwrite)
@@ -138,6 +160,18 @@ class LiveFlowgraph(gr.top_block):
             self.connect(det, (self.constellation, 1))
             self.msg_connect(det, "stats", self.monitor, "stats")
 
+    def _ofdm_chain(self, views: bool) -> None:
+        from gnuradio.diffwireless.channel_view import channel_view
+        from gnuradio.diffwireless.diffusion_ofdm_rx import diffusion_ofdm_rx
+
+        rx = diffusion_ofdm_rx(engine=self.engine, channel_output=True)
+        self.ofdm_rx, self.packets = rx, _PacketCounter()
+        self.connect(self.source, rx)
+        self.connect((rx, 0), self.packets)
+        fft_len = rx.header_equalizer.layout.fft_len
+        self.channel = channel_view(fft_len) if views else blocks.null_sink(gr.sizeof_gr_complex * fft_len)
+        self.connect((rx, 1), self.channel)
+
     def report(self, seconds: float) -> dict[str, Any]:
         """What happened: samples, items, drops and engine figures per chain, events and decisions."""
         out: dict[str, Any] = {"chains": list(self.chains), "seconds": seconds, "sample_rate": self.sample_rate,
@@ -156,6 +190,10 @@ class LiveFlowgraph(gr.top_block):
             decisions = self.collectors["classification"].items
             labels = [d.get("label") for d in decisions if isinstance(d, dict)]
             out["decisions"] = {"count": len(labels), "labels": {k: labels.count(k) for k in sorted(set(labels))}}
+        if "ofdm" in self.chains:
+            eqs = (self.ofdm_rx.header_equalizer, self.ofdm_rx.payload_equalizer)
+            out["ofdm"] = {"frames": self.ofdm_rx.header_equalizer.frames, "packets": self.packets.packets,
+                           "error": next((str(e.error) for e in eqs if e.error is not None), None)}
         if self.waterfall is not None:
             feed = self.waterfall.model.rows_in
             out["waterfall"] = {"rows": feed.put_count, "thinned": feed.thinned}
@@ -172,10 +210,17 @@ def _source(args: argparse.Namespace) -> tuple[gr.basic_block, float, float]:
     return src, float(args.rate), float(args.freq)
 
 
-def run(tb: LiveFlowgraph, seconds: float | None, views: bool) -> float:
-    """Run ``tb`` until the recording ends, ``seconds`` pass or the window closes; returns the seconds it ran."""
+def run(tb: LiveFlowgraph, seconds: float | None, views: bool, screenshots: str | None = None) -> float:
+    """Run ``tb`` until it ends (a recording without --loop), ``seconds`` pass or the window closes; returns the
+    seconds it ran. With ``screenshots`` (a folder) each view and the window are saved as PNG at the end."""
     t0 = time.monotonic()
+    ended = threading.Event()
     tb.start()
+    threading.Thread(target=lambda: (tb.wait(), ended.set()), name="dw-live-wait", daemon=True).start()
+
+    def over() -> bool:
+        return ended.is_set() or bool(seconds and time.monotonic() - t0 >= seconds)
+
     if views:
         from PyQt5 import QtCore, QtWidgets
 
@@ -183,31 +228,44 @@ def run(tb: LiveFlowgraph, seconds: float | None, views: bool) -> float:
         window = QtWidgets.QWidget()
         window.setWindowTitle(f"dw-live: {'+'.join(tb.chains)}")
         layout = QtWidgets.QGridLayout(window)
-        shown = [v for v in (tb.waterfall, tb.constellation, tb.monitor) if v is not None]
+        shown = [v for v in (tb.waterfall, tb.constellation, getattr(tb, "channel", None), tb.monitor)
+                 if v is not None and hasattr(v, "qwidget")]
         for i, view in enumerate(shown):
             layout.addWidget(view.qwidget(), 0 if i == 0 else 1, 0 if i < 2 else 1, 1, 2 if i == 0 else 1)
         window.resize(1200, 800)
         window.show()
-        done = QtCore.QTimer()
-        done.timeout.connect(lambda: app.quit() if (seconds and time.monotonic() - t0 >= seconds)
-                             or _finished(tb) else None)
-        done.start(100)
+        tb.window = window
+
+        def check() -> None:
+            if over():
+                if screenshots:
+                    save_screenshots(tb, shown, window, Path(screenshots))
+                app.quit()
+
+        timer = QtCore.QTimer()
+        timer.timeout.connect(check)
+        timer.start(100)
         app.exec_()
     else:
-        while not (seconds and time.monotonic() - t0 >= seconds) and not _finished(tb):
+        while not over():
             time.sleep(0.05)
     tb.stop()
-    tb.wait()
+    ended.wait()
     return time.monotonic() - t0
 
 
-def _finished(tb: LiveFlowgraph) -> bool:
-    """The source has ended (a recording without --loop) and every chain has emitted what it took."""
-    src = tb.source
-    rec = getattr(src, "recording", None)
-    if rec is None or src.repeat or src.nitems_written(0) < rec.num_samples:
-        return any(b.error is not None for b in tb.blocks.values())
-    return all(b.stats()["in_flight_windows"] == 0 for b in tb.blocks.values())
+def save_screenshots(tb: LiveFlowgraph, shown: list, window, folder: Path) -> list[Path]:
+    """Each view as ``live-<view>.png`` and the whole window as ``live-<chains>.png`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for view in shown:
+        view.view.refresh()
+        name = type(view).__name__.replace("diffusion_", "").replace("_", "-")
+        paths.append(folder / f"live-{name}.png")
+        view.qwidget().grab().save(str(paths[-1]))
+    paths.append(folder / f"live-{'-'.join(tb.chains)}.png")
+    window.grab().save(str(paths[-1]))
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--headless", action="store_true", help="no windows")
     parser.add_argument("--seconds", type=float, help="stop after this long (default: the recording's end, or never)")
     parser.add_argument("--json", help="write the report here")
+    parser.add_argument("--screenshot", metavar="DIR", help="save each view and the window as PNG here at the end")
     parser.add_argument("--engine-device", default="auto", help="the engine's device (auto, cpu, cuda)")
     blocks_group = parser.add_argument_group("blocks")
     blocks_group.add_argument("--anomaly-model", default="anomaly_band")
@@ -262,8 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     except (SDRNotFoundError, DiffWirelessError, ValueError, RuntimeError) as exc:
         print(f"dw-live: error: {exc}", file=sys.stderr)
         return 2
-    seconds = run(tb, args.seconds, views)
+    seconds = run(tb, args.seconds, views, args.screenshot)
     report = tb.report(seconds)
+    if args.record and tb.recorder.error is None:
+        # Findings that closed as the source ended reach no finished block: add them to the closed recording.
+        late = [{**_event_annotation(e), "sample_start": e["start"], "sample_count": e["end"] - e["start"]}
+                for e in report.get("events", [])]
+        report["record"] = {"path": str(tb.recorder.meta_path), "added_after_stop": append_annotations(
+            tb.recorder.meta_path, late) if late else 0}
     errors = [f"{name}: {r['error']}" for name, r in report.items() if isinstance(r, dict) and r.get("error")]
     lines = [f"dw-live {'+'.join(chains)}: {seconds:.1f} s, {report['samples']} samples, policy {report['policy']}"]
     for name in tb.blocks:
@@ -272,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"batch {r['batch_mean'] or 0:.1f}, latency p99 {r['latency_p99_ms'] or 0:.0f} ms")
     if "events" in report:
         lines.append(f"  {len(report['events'])} anomaly events")
+    if "ofdm" in report:
+        lines.append(f"  ofdm: {report['ofdm']['frames']} frames, {report['ofdm']['packets']} packets passed their CRC")
     if "decisions" in report:
         lines.append(f"  {report['decisions']['count']} classifier decisions: {report['decisions']['labels']}")
     print("\n".join(lines))
@@ -282,6 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         print("dw-live: error: " + "; ".join(errors), file=sys.stderr)
         return 1
     return 0
+
+
+def _event_annotation(event: dict) -> dict:
+    """An anomaly event's fields as SigMF Sink's message port records them."""
+    return annotation_from_tag(ANNOTATION, event)[1]
 
 
 def _jsonable(value: Any) -> Any:

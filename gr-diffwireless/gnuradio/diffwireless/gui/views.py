@@ -282,13 +282,13 @@ class EngineMonitorWidget(_View):
         super().__init__(title, fps, parent)
         self.model = model
         self.plots = {}
-        for row, (key, label) in enumerate(ENGINE_SERIES):
-            plot = self.graphics.addPlot(row=row, col=0)
-            plot.setLabel("left", label)
-            if row:
+        for i, (key, label) in enumerate(ENGINE_SERIES):
+            plot = self.graphics.addPlot(row=i // 2, col=i % 2, title=label)
+            if i:
                 plot.setXLink(self.plots[ENGINE_SERIES[0][0]])
             self.plots[key] = plot
-        self.plots[ENGINE_SERIES[-1][0]].setLabel("bottom", "time", units="s")
+        for key, _ in ENGINE_SERIES[-2:]:
+            self.plots[key].setLabel("bottom", "time", units="s")
         self.curves: dict[tuple[str, str], Any] = {}
 
     def draw(self) -> bool:
