@@ -99,6 +99,15 @@ class sigmf_source(gr.sync_block):
         self._pos = end
         return n
 
+    def set_rate(self, sample_rate: float) -> None:
+        """Pace the replay at ``sample_rate`` from now on (``realtime``; a virtual radio whose rate changes)."""
+        rate = float(sample_rate)
+        if not (math.isfinite(rate) and rate > 0):
+            raise ValueError(f"{self.recording.path}: sample_rate must be finite and > 0, got {sample_rate}")
+        # The pacing clock restarts so that what was sent so far is on time at the new rate.
+        self._t0 = time.monotonic() - self.nitems_written(0) / rate
+        self.sample_rate = rate
+
     def _paced(self, n: int) -> int:
         """How many of ``n`` samples are due by now at the sample rate; sleeps briefly when none are."""
         due = int((time.monotonic() - self._t0) * self.sample_rate) - self.nitems_written(0)
