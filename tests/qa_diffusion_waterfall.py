@@ -58,7 +58,7 @@ def test_rows_boxes_and_scores_land_on_their_samples(qapp):
     assert drawn == sorted([(10 * SPR / RATE, 2 * SPR / RATE, "qpsk 0.93"),
                             (40 * SPR / RATE, 10 * SPR / RATE, "anomaly")])
     rows_of = {b.label: model.box_rows(b) for b in model.boxes}
-    assert rows_of == {"anomaly": (28 + 40, 28 + 49), "qpsk 0.93": (28 + 10, 28 + 11)}  # 128 rows, 100 filled
+    assert rows_of == {"anomaly": (28 + 40, 28 + 49), "qpsk": (28 + 10, 28 + 11)}  # 128 rows, 100 filled
     # The score trace at the windows' centres, and the threshold line.
     x, y = view.score_curve.getData()
     assert len(x) == 200 and x[0] == pytest.approx(512 / RATE) and y[-1] == pytest.approx(10.0)

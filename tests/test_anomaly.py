@@ -199,3 +199,11 @@ def test_dw_anomaly_says_which_detector_earns_its_place_on_the_synthesized_recor
     res["energy"]["truth"]["detected"] = 1
     res["ae_ddpm"]["truth"]["false_events"] = 9
     assert verdict(res, truth, 0.01).startswith("AE-DDPM earns its place here")  # more bursts found
+
+
+def test_a_spoof_run_whose_windows_all_draw_one_rate_is_made():
+    from diffwireless import spectrum_scenes as scenes
+
+    for seed in range(40):  # some of these draw a single rate for both windows
+        x = scenes.anomalous_windows("spoof", 2, 10.0, np.random.default_rng(seed))
+        assert x.shape == (2, 1024) and np.isfinite(x).all()

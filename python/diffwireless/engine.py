@@ -51,7 +51,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 _LATENCY_WINDOW = 4096
 # Elements per network batch of a seeded (reproducible) job: enough rows to run near full speed, few enough that a
 # small job is not padded far.
-REPRODUCIBLE_ELEMENTS = {"cpu": 1 << 16, "cuda": 1 << 22}
+REPRODUCIBLE_ELEMENTS = {"cpu": 1 << 15, "cuda": 1 << 18}
 
 log = logging.getLogger("diffwireless.engine")
 
@@ -198,7 +198,7 @@ class Job:
 
 def reproducible_rows(item_shape: tuple[int, ...], device: torch.device) -> int:
     """Rows of every network batch of a seeded job: a power of two near a fixed number of elements per batch
-    (2^16 on a CPU, 2^22 on CUDA), between 16 and 4096; fixed for a model and device, whatever the batch limit."""
+    (2^15 on a CPU, 2^18 on CUDA), between 16 and 4096; fixed for a model and device, whatever the batch limit."""
     budget = REPRODUCIBLE_ELEMENTS.get(device.type, REPRODUCIBLE_ELEMENTS["cpu"])
     rows = 2 ** round(math.log2(budget / max(1, math.prod(item_shape))))
     return int(min(max(rows, 16), 4096))

@@ -182,6 +182,8 @@ def anomaly_signal(kind: str, n: int, rng: np.random.Generator, window: int = DE
         out = np.empty((n, window), dtype=np.complex128)
         for s in (6, 11):
             rows = sps == s
+            if not rows.any():  # all n windows drew the other rate (n small): nothing to make at this one
+                continue
             out[rows] = linear_modulation(int(rows.sum()), window, get_constellation("qpsk").points, s,
                                           plan.rolloff, rng)
         return _shift(out, plan.qpsk_freq + rng.uniform(-plan.max_cfo, plan.max_cfo, n))

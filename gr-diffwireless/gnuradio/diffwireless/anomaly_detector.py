@@ -57,7 +57,7 @@ class anomaly_detector(engine_block):
 
     def __init__(self, model: str = "anomaly_band", pfa: float = 0.01, threshold: float = 0.0,
                  method: str = "ae_ddpm", hold: int = 2, sample_rate: float = 0.0,
-                 engine: EngineOptions | str | None = None, max_in_flight: int = 256,
+                 engine: EngineOptions | str | None = None, max_in_flight: int = 1024,
                  stats_interval_s: float = 1.0) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")

@@ -87,10 +87,9 @@ class diffusion_waterfall(gr.sync_block):
         if d is not None:
             try:
                 start = int(d["start"])
-                label = str(d.get("label", "?"))
-                if "confidence" in d:
-                    label += f" {float(d['confidence']):.2f}"
-                self.model.push_box(Box(start, int(d.get("end", start + 1)), label, "decision"))
+                confidence = float(d["confidence"]) if "confidence" in d else None
+                self.model.push_box(Box(start, int(d.get("end", start + 1)), str(d.get("label", "?")), "decision",
+                                        confidence=confidence))
             except (TypeError, ValueError, OverflowError) as exc:
                 self.messages_ignored += 1
                 self.logger.warn(f"decision not drawn: {exc}")

@@ -24,7 +24,7 @@ DROP_TAG = "dw_drop"
 WARM_UP_TIMEOUT_S = 10.0
 SNR_TAG = "snr_db"
 _WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
-_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "in_flight_windows", "block")
+_BLOCK_STATS = ("items_in", "items_out", "dropped_items", "untagged_drops", "in_flight_windows", "block")
 
 
 @dataclass(eq=False)
@@ -70,7 +70,8 @@ class engine_block(gr.basic_block):
       of that many windows, and declare the decimation and output multiple that make GNU Radio's upstream buffer
       hold them.
     - Stats: a PMT dict on the ``stats`` message port every ``stats_interval_s`` and at stop (engine counters plus
-      this block's ``items_in``, ``items_out``, ``dropped_items``, ``in_flight_windows``), and a log line at stop.
+      this block's ``items_in``, ``items_out``, ``dropped_items``, ``untagged_drops`` (dropped, not yet tagged on an
+      output item), ``in_flight_windows``), and a log line at stop.
     """
 
     control_tags: frozenset[str] = frozenset()
@@ -162,7 +163,7 @@ class engine_block(gr.basic_block):
         """Engine counters (as they were at stop, once stopped) and this block's own."""
         st = self.engine.stats() if self.engine is not None else dict(self._engine_stats_at_stop)
         st.update(items_in=self.items_in, items_out=self.items_out, dropped_items=self.dropped_items,
-                  in_flight_windows=self._in_flight, block=self.alias())
+                  untagged_drops=self._dropped_since, in_flight_windows=self._in_flight, block=self.alias())
         return st
 
     # -- scheduling --------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ from diffwireless.tags import recording_tags
 from gnuradio.diffwireless._pmt import to_pmt
 from gnuradio.diffwireless.engine_block import WORK_DONE
 
+PACING_CHUNK_S = 0.002  # a paced replay hands out samples at least this many seconds' worth at a time
+
 
 class sigmf_source(gr.sync_block):
     """Replay a recording as a complex stream, lossless: without ``repeat`` exactly ``num_samples`` items come out.
@@ -109,9 +111,12 @@ class sigmf_source(gr.sync_block):
         self.sample_rate = rate
 
     def _paced(self, n: int) -> int:
-        """How many of ``n`` samples are due by now at the sample rate; sleeps briefly when none are."""
+        """How many of ``n`` samples are due by now at the sample rate. Fewer than a chunk due: sleep until a chunk
+        is (at most 10 ms), as a radio delivers its samples in USB transfers; a loop of tiny sleeps would hold the
+        interpreter from the blocks downstream."""
+        chunk = min(n, max(1, int(self.sample_rate * PACING_CHUNK_S)))
         due = int((time.monotonic() - self._t0) * self.sample_rate) - self.nitems_written(0)
-        if due <= 0:
-            time.sleep(min(0.01, (1 - due) / self.sample_rate))
+        if due < chunk:
+            time.sleep(min(0.01, (chunk - due) / self.sample_rate))
             due = int((time.monotonic() - self._t0) * self.sample_rate) - self.nitems_written(0)
         return max(0, min(n, due))

@@ -8,6 +8,7 @@ any thread; the view side calls :meth:`WaterfallModel.update` from its timer and
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -21,7 +22,8 @@ from gnuradio.diffwireless.gui.feed import Feed
 @dataclass(frozen=True)
 class Box:
     """Something found in samples ``[start, end)``: an anomaly event (``kind`` ``event``) or a classifier decision
-    (``decision``), with its label; frequency edges in Hz relative to the centre when known (else the full band)."""
+    (``decision``), with its label (and a decision's confidence, the lowest over the frames it spans); frequency
+    edges in Hz relative to the centre when known (else the full band)."""
 
     start: int
     end: int
@@ -29,6 +31,11 @@ class Box:
     kind: str
     freq_low: float | None = None
     freq_high: float | None = None
+    confidence: float | None = None
+
+    @property
+    def text(self) -> str:
+        return self.label if self.confidence is None else f"{self.label} {self.confidence:.2f}"
 
 
 class WaterfallModel:
@@ -71,6 +78,7 @@ class WaterfallModel:
         self.score_x = np.zeros(0, dtype=np.float64)  # window centres, samples
         self.score_y = np.zeros(0, dtype=np.float32)
         self.threshold: float | None = None
+        self.boxes_changed = False  # the view redraws its boxes only then (they scroll with the axes by themselves)
 
     # -- producer side -----------------------------------------------------------------------------------------
 
@@ -114,16 +122,25 @@ class WaterfallModel:
     def update(self) -> bool:
         """Take what arrived into the state shown (call from the drawing thread); True when something changed."""
         rows, boxes, scores = self.rows_in.take(), self.boxes_in.take(), self.scores_in.take()
+        newest = max((row for row, _ in rows), default=self.last_row)
+        if newest > self.last_row:  # one shift for all the rows that arrived
+            shift = min(newest - self.last_row, self.history_rows)
+            self.image = np.roll(self.image, -shift, axis=0)
+            self.image[-shift:] = np.nan
+            self.last_row = newest
         for row, values in rows:
-            if row <= self.last_row - self.history_rows:
-                continue  # older than the screen
-            if row > self.last_row:
-                shift = min(row - self.last_row, self.history_rows)
-                self.image = np.roll(self.image, -shift, axis=0)
-                self.image[-shift:] = np.nan
-                self.last_row = row
-            self.image[self.history_rows - 1 - (self.last_row - row)] = values
-        self.boxes.extend(boxes)
+            if row > self.last_row - self.history_rows:  # else older than the screen
+                self.image[self.history_rows - 1 - (self.last_row - row)] = values
+        for box in boxes:
+            last = self.boxes[-1] if self.boxes else None
+            # Consecutive frames of one class are one box (a classifier decides every frame: thousands a second).
+            if (last is not None and box.kind == "decision" == last.kind and box.label == last.label
+                    and last.end <= box.start <= last.end + (last.end - last.start)):
+                low = min(c for c in (last.confidence, box.confidence, 1.0) if c is not None)
+                self.boxes[-1] = dataclasses.replace(last, end=box.end, confidence=low)
+            else:
+                self.boxes.append(box)
+        self.boxes_changed = bool(boxes) or self.boxes_changed
         for start, window, values, threshold in scores:
             centres = start + window * (np.arange(len(values)) + 0.5)
             self.score_x = np.concatenate([self.score_x, centres])
@@ -131,7 +148,9 @@ class WaterfallModel:
             if threshold is not None:
                 self.threshold = threshold
         first = self.first_sample
-        self.boxes = [b for b in self.boxes if b.end > first]
+        kept = [b for b in self.boxes if b.end > first]
+        self.boxes_changed = self.boxes_changed or len(kept) != len(self.boxes)
+        self.boxes = kept
         keep = self.score_x >= first
         self.score_x, self.score_y = self.score_x[keep], self.score_y[keep]
         return bool(rows or boxes or scores)
@@ -158,6 +177,8 @@ class DiffusionWaterfallWidget:
     """
 
     EVENT_PEN = (255, 80, 80)
+    MAX_BOXES = 64  # the newest boxes drawn; more would cost the frame rate (the title says how many are not)
+    MAX_DUTY = 0.25  # share of the time spent in refresh (painting takes about as long again)
     DECISION_PEN = (90, 200, 255)
 
     def __init__(self, model: WaterfallModel, title: str = "Diffusion Waterfall", fps: float = 30.0,
@@ -188,22 +209,36 @@ class DiffusionWaterfallWidget:
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((255, 80, 80), style=QtCore.Qt.DashLine))
         self.score_plot.addItem(self.threshold_line)
         self.threshold_line.hide()
-        self._box_items: list = []
+        self._box_pool: list[tuple] = []  # (rect, label) items, made once and reused
+        self._shown_boxes = 0
+        self.boxes_not_drawn = 0
+        self._pens = {True: pg.mkPen(self.EVENT_PEN, width=2), False: pg.mkPen(self.DECISION_PEN, width=2)}
+        self._level_cache: tuple[float, tuple[float, float]] | None = None
         self.frames_drawn = 0
         self.fps = 0.0
         self._fps_count, self._fps_t0 = 0, time.monotonic()
         self.timer = QtCore.QTimer(self.widget)
         self.timer.timeout.connect(self.refresh)
-        self.timer.start(max(1, int(1000 / fps)))
+        self._interval_ms = max(1, int(1000 / fps))
+        self.timer.start(self._interval_ms)
 
     def _x(self, samples):
         """Stream samples -> the time axis (seconds with a sample rate)."""
         return samples / self.model.sample_rate if self.model.sample_rate else samples
 
     def refresh(self) -> None:
-        """Take the model's news and redraw (the timer calls this; tests may too)."""
+        """Take the model's news and redraw (the timer calls this; tests may too). The next frame waits long enough
+        that drawing takes at most :attr:`MAX_DUTY` of the time: in Python, drawing holds the interpreter that the
+        flowgraph's blocks need, so on a busy CPU the view draws fewer frames rather than slow the radio down."""
+        started = time.perf_counter()
+        try:
+            self._refresh()
+        finally:
+            busy = time.perf_counter() - started
+            self.timer.setInterval(max(self._interval_ms, int(1000 * busy / self.MAX_DUTY)))
+
+    def _refresh(self) -> None:
         import pyqtgraph as pg
-        from PyQt5 import QtWidgets
 
         model = self.model
         if not model.update() and self.frames_drawn:
@@ -219,33 +254,61 @@ class DiffusionWaterfallWidget:
             self.image_item.setRect(pg.QtCore.QRectF(x0, -band / 2, width, band))
             self.spectrum_plot.setXRange(x0, x0 + width, padding=0)
             self.spectrum_plot.setYRange(-band / 2, band / 2, padding=0)
-        for item in self._box_items:
-            self.spectrum_plot.removeItem(item)
-        self._box_items = []
-        band = model.sample_rate or model.fft_size
-        for box in model.boxes:
-            lo = box.freq_low if box.freq_low is not None else -band / 2
-            hi = box.freq_high if box.freq_high is not None else band / 2
-            pen = pg.mkPen(self.EVENT_PEN if box.kind == "event" else self.DECISION_PEN, width=2)
-            rect = QtWidgets.QGraphicsRectItem(self._x(box.start), lo, self._x(box.end - box.start), hi - lo)
-            rect.setPen(pen)
-            label = pg.TextItem(box.label, color=pen.color(), anchor=(0, 1 if box.kind == "event" else 0))
-            label.setPos(self._x(box.start), hi if box.kind == "event" else lo)
-            for item in (rect, label):
-                self.spectrum_plot.addItem(item)
-                self._box_items.append(item)
+        if model.boxes_changed:
+            self._draw_boxes()
         self.score_curve.setData(self._x(model.score_x), model.score_y)
         if model.threshold is not None:
             self.threshold_line.setValue(model.threshold)
             self.threshold_line.show()
         self._count_frame(drew=True)
 
+    def _draw_boxes(self) -> None:
+        """Show the newest :attr:`MAX_BOXES` boxes with a pool of items made once (made and removed per box, their
+        Qt signal wiring alone would cost the frame rate when a classifier decides thousands of frames a second)."""
+        import pyqtgraph as pg
+        from PyQt5 import QtWidgets
+
+        model = self.model
+        model.boxes_changed = False
+        shown = model.boxes[-self.MAX_BOXES:]
+        self.boxes_not_drawn = len(model.boxes) - len(shown)
+        while len(self._box_pool) < len(shown):
+            rect = QtWidgets.QGraphicsRectItem()
+            label = pg.TextItem()
+            self.spectrum_plot.addItem(rect)
+            self.spectrum_plot.addItem(label)
+            self._box_pool.append((rect, label))
+        band = model.sample_rate or model.fft_size
+        for (rect, label), box in zip(self._box_pool, shown):
+            lo = box.freq_low if box.freq_low is not None else -band / 2
+            hi = box.freq_high if box.freq_high is not None else band / 2
+            pen = self._pens[box.kind == "event"]
+            rect.setPen(pen)
+            rect.setRect(self._x(box.start), lo, self._x(box.end - box.start), hi - lo)
+            label.setColor(pen.color())
+            label.setAnchor((0, 1) if box.kind == "event" else (0, 0))
+            label.setText(box.text)
+            label.setPos(self._x(box.start), hi if box.kind == "event" else lo)
+            rect.show()
+            label.show()
+        for rect, label in self._box_pool[len(shown):]:
+            rect.hide()
+            label.hide()
+        self._shown_boxes = len(shown)
+
     def _levels(self) -> tuple[float, float]:
-        finite = self.model.image[np.isfinite(self.model.image)]
+        """Colour range: the 5th to 99.5th percentile of the rows on screen, updated twice a second (a percentile
+        of the whole image every frame would cost more than the frame)."""
+        now = time.monotonic()
+        if self._level_cache is not None and now < self._level_cache[0]:
+            return self._level_cache[1]
+        rows = self.model.image[::4]
+        finite = rows[np.isfinite(rows)]
         if not finite.size:
             return (-100.0, 0.0)
         lo, hi = np.percentile(finite, [5, 99.5])
-        return float(lo), float(max(hi, lo + 1.0))
+        self._level_cache = (now + 0.5, (float(lo), float(max(hi, lo + 1.0))))
+        return self._level_cache[1]
 
     def _count_frame(self, drew: bool) -> None:
         if drew:
@@ -257,12 +320,10 @@ class DiffusionWaterfallWidget:
             self._fps_count, self._fps_t0 = 0, now
             thinned = self.model.rows_in.thinned_fraction
             self.status.setText(f"{self.title}: {self.fps:.0f} frames/s"
-                                + (f", thinned: {100 * thinned:.1f}% of rows not drawn" if thinned else ""))
+                                + (f", thinned: {100 * thinned:.1f}% of rows not drawn" if thinned else "")
+                                + (f", {self.boxes_not_drawn} older boxes not drawn" if self.boxes_not_drawn else ""))
 
     def drawn_boxes(self) -> list[tuple[float, float, str]]:
         """The boxes on screen as (left, width, label) in axis units (for tests)."""
-        from PyQt5 import QtWidgets
-
-        rects = [i for i in self._box_items if isinstance(i, QtWidgets.QGraphicsRectItem)]
-        labels = [i for i in self._box_items if not isinstance(i, QtWidgets.QGraphicsRectItem)]
-        return [(r.rect().x(), r.rect().width(), t.textItem.toPlainText()) for r, t in zip(rects, labels)]
+        return [(r.rect().x(), r.rect().width(), t.textItem.toPlainText())
+                for r, t in self._box_pool[: self._shown_boxes]]
