@@ -206,6 +206,7 @@ class DiffusionWaterfallWidget:
         self.score_plot.setLabel("bottom", "time", units="s" if model.sample_rate else "samples")
         self.score_plot.setXLink(self.spectrum_plot)
         self.score_curve = self.score_plot.plot(pen=pg.mkPen((255, 200, 0), width=1))
+        self.spectrum_plot.hideAxis("bottom")  # the score plot's time axis serves both
         self.threshold_line = pg.InfiniteLine(angle=0, pen=pg.mkPen((255, 80, 80), style=QtCore.Qt.DashLine))
         self.score_plot.addItem(self.threshold_line)
         self.threshold_line.hide()
