@@ -18,6 +18,7 @@ RUNS = {
     "detector_qt.grc": "detects",
     "live_receive_qt.grc": "no_sdr",
     "live_anomaly_qt.grc": "no_sdr",
+    "live_ofdm_qt.grc": "no_sdr",
     "ota_detector_rx_qt.grc": "no_sdr",
     "ota_detector_tx_qt.grc": "no_sdr",
     "ofdm_loopback_qt.grc": "ofdm",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -345,10 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
+    code = 0
     if errors:
         print("dw-live: error: " + "; ".join(errors), file=sys.stderr)
-        return 1
-    return 0
+        code = 1
+    if views:
+        # Qt's widgets and GNU Radio's Python blocks torn down together at interpreter exit crash it now and then
+        # (seen: SIGSEGV after the report was written): everything is written, so leave at once.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def _event_annotation(event: dict) -> dict:

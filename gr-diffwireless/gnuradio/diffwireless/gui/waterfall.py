@@ -177,7 +177,7 @@ class DiffusionWaterfallWidget:
     """
 
     EVENT_PEN = (255, 80, 80)
-    MAX_BOXES = 64  # the newest boxes drawn; more would cost the frame rate (the title says how many are not)
+    MAX_BOXES = 64  # boxes drawn, the newest half of each kind (more would cost the frame rate; the title counts)
     MAX_DUTY = 0.25  # share of the time spent in refresh (painting takes about as long again)
     DECISION_PEN = (90, 200, 255)
 
@@ -271,7 +271,9 @@ class DiffusionWaterfallWidget:
 
         model = self.model
         model.boxes_changed = False
-        shown = model.boxes[-self.MAX_BOXES:]
+        # The newest of each kind: a classifier's thousands of decisions must not push the anomaly events off.
+        shown = [b for kind in ("event", "decision")
+                 for b in [b for b in model.boxes if b.kind == kind][-self.MAX_BOXES // 2:]]
         self.boxes_not_drawn = len(model.boxes) - len(shown)
         while len(self._box_pool) < len(shown):
             rect = QtWidgets.QGraphicsRectItem()

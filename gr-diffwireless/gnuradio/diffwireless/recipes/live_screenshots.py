@@ -7,6 +7,7 @@ offscreen, each view saved as ``live-<view>.png`` and each window as ``live-<cha
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -18,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     folder = Path(argv[0] if argv else "docs/img")
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from gnuradio.diffwireless.apps import live
     from gnuradio.diffwireless.bench.live import ofdm_recording, scene_recording
 
     with tempfile.TemporaryDirectory(prefix="dw-shots-") as tmp:
@@ -27,8 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         runs = [["anomaly,classify", "--recording", str(band), "--realtime", "--loop", "--seconds", "4.5"],
                 ["detect", "--recording", bundled_recording(), "--realtime", "--loop", "--seconds", "3"],
                 ["ofdm", "--recording", str(ofdm)]]
-        for args in runs:
-            code = live.main([*args, "--engine-device", "cpu", "--screenshot", str(folder)])
+        for args in runs:  # one process each: a Qt application runs its event loop once
+            code = subprocess.run([sys.executable, "-m", "gnuradio.diffwireless.apps.live", *args, "--engine-device",
+                                   "cpu", "--screenshot", str(folder)]).returncode
             if code:
                 return code
     return 0
