@@ -6,7 +6,7 @@ import math
 
 from gnuradio import gr
 
-from gnuradio.diffwireless.sdr_source import SDRNotFoundError, check_device
+from gnuradio.diffwireless.sdr_source import open_soapy
 
 
 class sdr_sink(gr.hier_block2):
@@ -34,18 +34,7 @@ class sdr_sink(gr.hier_block2):
                 raise ValueError(f"sdr_sink: {name} must be finite and > 0, got {value}")
         if not math.isfinite(float(gain)):
             raise ValueError(f"sdr_sink: gain must be finite, got {gain}")
-        check_device(device)
-        from gnuradio import soapy
-
-        try:
-            self.soapy = soapy.sink(device, "fc32", 1, "", stream_args, [""], [""])
-        except RuntimeError as exc:
-            raise SDRNotFoundError(f"cannot open SDR '{device}' to transmit: {exc}. List attached devices with: "
-                                   "SoapySDRUtil --find") from None
-        self.soapy.set_sample_rate(0, float(sample_rate))
-        self.soapy.set_frequency(0, float(frequency))
-        if antenna:
-            self.soapy.set_antenna(0, antenna)
+        self.soapy = open_soapy("sink", device, stream_args, sample_rate, frequency, antenna)
         self.soapy.set_gain(0, float(gain))
         self.connect(self, self.soapy)
 

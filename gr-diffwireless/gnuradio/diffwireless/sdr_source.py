@@ -44,6 +44,25 @@ def check_device(device: str) -> None:
     )
 
 
+def open_soapy(direction: str, device: str, stream_args: str, sample_rate: float, frequency: float,
+               antenna: str):
+    """GNU Radio's SoapySDR ``source`` or ``sink`` (``direction``) on one channel, tuned; SDRNotFoundError with one
+    message when no SDR matches ``device`` or it cannot be opened."""
+    check_device(device)
+    from gnuradio import soapy
+
+    try:
+        block = getattr(soapy, direction)(device, "fc32", 1, "", stream_args, [""], [""])
+    except RuntimeError as exc:
+        raise SDRNotFoundError(f"cannot open SDR '{device}' ({direction}): {exc}. List attached devices with: "
+                               "SoapySDRUtil --find") from None
+    block.set_sample_rate(0, float(sample_rate))
+    block.set_frequency(0, float(frequency))
+    if antenna:
+        block.set_antenna(0, antenna)
+    return block
+
+
 class _rx_tagger(gr.sync_block):
     """Pass-through that tags the stream with rx_rate/rx_freq/rx_time at the start and after each retune."""
 
@@ -93,18 +112,7 @@ class sdr_source(gr.hier_block2):
                  gain: float = 30.0, agc: bool = False, antenna: str = "", stream_args: str = "") -> None:
         gr.hier_block2.__init__(self, "diffwireless_sdr_source", gr.io_signature(0, 0, 0),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        check_device(device)
-        from gnuradio import soapy
-
-        try:
-            self.soapy = soapy.source(device, "fc32", 1, "", stream_args, [""], [""])
-        except RuntimeError as exc:
-            raise SDRNotFoundError(f"cannot open SDR '{device}': {exc}. List attached devices with: "
-                                   "SoapySDRUtil --find") from None
-        self.soapy.set_sample_rate(0, float(sample_rate))
-        self.soapy.set_frequency(0, float(frequency))
-        if antenna:
-            self.soapy.set_antenna(0, antenna)
+        self.soapy = open_soapy("source", device, stream_args, sample_rate, frequency, antenna)
         self.set_agc(agc)
         if not agc:
             self.set_gain(gain)

@@ -34,21 +34,29 @@ class FrameCounter:
         return True
 
 
+def titled_area(title: str, parent=None) -> tuple[Any, Any, Any]:
+    """A view's frame: ``(widget, status label, pyqtgraph GraphicsLayoutWidget)``, the status line on top."""
+    import pyqtgraph as pg
+    from PyQt5 import QtWidgets
+
+    widget = QtWidgets.QWidget(parent)
+    layout = QtWidgets.QVBoxLayout(widget)
+    layout.setContentsMargins(0, 0, 0, 0)
+    status = QtWidgets.QLabel(title)
+    layout.addWidget(status)
+    graphics = pg.GraphicsLayoutWidget()
+    layout.addWidget(graphics)
+    return widget, status, graphics
+
+
 class _View:
     """A widget with a status line over a pyqtgraph area, redrawn by a timer at up to ``fps`` frames/s."""
 
     def __init__(self, title: str, fps: float, parent=None) -> None:
-        import pyqtgraph as pg
-        from PyQt5 import QtCore, QtWidgets
+        from PyQt5 import QtCore
 
         self.title = title
-        self.widget = QtWidgets.QWidget(parent)
-        layout = QtWidgets.QVBoxLayout(self.widget)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.status = QtWidgets.QLabel(title)
-        layout.addWidget(self.status)
-        self.graphics = pg.GraphicsLayoutWidget()
-        layout.addWidget(self.graphics)
+        self.widget, self.status, self.graphics = titled_area(title, parent)
         self.counter = FrameCounter()
         self.timer = QtCore.QTimer(self.widget)
         self.timer.timeout.connect(self.refresh)

@@ -184,17 +184,13 @@ class DiffusionWaterfallWidget:
     def __init__(self, model: WaterfallModel, title: str = "Diffusion Waterfall", fps: float = 30.0,
                  parent=None) -> None:
         import pyqtgraph as pg
-        from PyQt5 import QtCore, QtWidgets
+        from PyQt5 import QtCore
+
+        from gnuradio.diffwireless.gui.views import titled_area
 
         self.model = model
         self.title = title
-        self.widget = QtWidgets.QWidget(parent)
-        layout = QtWidgets.QVBoxLayout(self.widget)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.status = QtWidgets.QLabel(title)
-        layout.addWidget(self.status)
-        self.graphics = pg.GraphicsLayoutWidget()
-        layout.addWidget(self.graphics)
+        self.widget, self.status, self.graphics = titled_area(title, parent)
         self.spectrum_plot = self.graphics.addPlot(row=0, col=0)
         self.spectrum_plot.setLabel("left", "frequency", units="Hz" if model.sample_rate else "bin")
         self.image_item = pg.ImageItem(axisOrder="row-major")
