@@ -49,7 +49,7 @@ def remove_dc(iq: np.ndarray) -> np.ndarray:
     return iq - iq.mean() if len(iq) else iq
 
 
-def noise_floor(power: np.ndarray, quantile: float = 0.2) -> float:
+def noise_floor(power: np.ndarray, quantile: float = 0.05) -> float:
     """The noise power of a capture from its smoothed power: a low quantile (bursts take less than most of the
     time in the recordings this is for; a capture that is all signal gets its weakest stretch)."""
     p = np.asarray(power, dtype=np.float64)
@@ -81,7 +81,7 @@ def gate_bursts(iq: np.ndarray, threshold_db: float = 6.0, smooth: int = 64, hol
     merged: list[list[int]] = []
     for start, end in runs:
         if merged and start - merged[-1][1] < hold:
-            merged[-1][1] = end
+            merged[-1][1] = int(end)
         else:
             merged.append([int(start), int(end)])
     bursts = []
