@@ -13,7 +13,6 @@ bursts over noise at 250 kHz, positions known) and the output says so and scores
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from diffwireless.recording import SigMFWriter
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
 from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._report import write_json
 
 METHODS = ("ae_ddpm", "energy")
 WINDOW, N_FFT = 256, 16
@@ -162,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("  " + res["verdict"])
             results.append(res)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"pfa": args.pfa, "recordings": results}, indent=1) + "\n")
+        write_json(args.json, {"pfa": args.pfa, "recordings": results})
     return 0
 
 

@@ -11,7 +11,6 @@ the most confident decision is kept.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import asdict
@@ -21,6 +20,7 @@ from diffwireless.classifier import ModulationClassifier, classify_capture, majo
 from diffwireless.engine import acquire_engine, release_engine
 from diffwireless.errors import DiffWirelessError
 from diffwireless.recording import open_recording
+from gnuradio.diffwireless.apps._report import write_json
 
 PRINT_BURSTS = 8
 
@@ -71,8 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         release_engine(engine, "dw-classify")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"model": args.model, "recordings": results}, indent=1) + "\n")
+        write_json(args.json, {"model": args.model, "recordings": results})
     return 0
 
 

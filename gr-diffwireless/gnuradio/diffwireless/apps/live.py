@@ -24,7 +24,6 @@ benchmarks) for ``--seconds`` or to the end of the recording, and ``--json`` wri
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -50,6 +49,7 @@ from gnuradio.diffwireless.modulation_classifier import modulation_classifier
 from gnuradio.diffwireless.sdr_source import SDRNotFoundError, sdr_source
 from gnuradio.diffwireless.sigmf_sink import sigmf_sink
 from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._report import write_json
 
 CHAINS = ("anomaly", "classify", "detect", "ofdm")
 
@@ -344,8 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"  {report['decisions']['count']} classifier decisions: {report['decisions']['labels']}")
     print("\n".join(lines))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1, default=_jsonable) + "\n")
+        write_json(args.json, report, default=_jsonable)
     code = 0
     if errors:
         print("dw-live: error: " + "; ".join(errors), file=sys.stderr)

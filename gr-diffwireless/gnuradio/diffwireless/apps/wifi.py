@@ -15,7 +15,6 @@ TDL-B channels, 30 ns, at the given SNRs, and the output says so.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from diffwireless.errors import DiffWirelessError
 from diffwireless.fading import TDL, OFDMGrid
 
 from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._report import write_json
 
 ESTIMATORS = ("ls", "lmmse_robust", "diffusion")
 BOOTSTRAP = 1000
@@ -206,6 +206,5 @@ def main(argv: list[str] | None = None) -> int:
     for line in verdict(results):
         print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "device": device, "nfe": 1,
-                                               "results": results}, indent=1))
+        write_json(args.json, {"model": args.model, "device": device, "nfe": 1, "results": results})
     return 0
