@@ -83,7 +83,7 @@ def test_a_view_that_cannot_keep_up_thins_and_says_so(qapp):
     wf.view.timer.stop()  # a view that never gets to draw
     run(wf, np.ones(64 * 100, np.complex64))
     assert wf.model.rows_in.thinned == 92 and wf.model.rows_in.thinned_fraction == pytest.approx(0.92)
-    wf.view._fps_t0 -= 2  # a second has passed: the title is updated on the next frame
+    wf.view.counter._t0 -= 2  # a second has passed: the title is updated on the next frame
     wf.view.refresh()
     assert "thinned: 92.0% of rows not drawn" in wf.view.status.text()
 

@@ -45,6 +45,13 @@ class Classification:
         return [self.classes[i] for i in self.index]
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities ``[n, classes]`` (float64) of logits ``[n, classes]``."""
+    z = np.asarray(logits, dtype=np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
 class ModulationClassifier:
     """A classifier model (path, shipped name or object) and its decisions through the engine."""
 
@@ -67,9 +74,7 @@ class ModulationClassifier:
 
     def decide(self, logits: np.ndarray) -> Classification:
         """Engine output ``[n, classes]`` -> :class:`Classification`."""
-        z = np.asarray(logits, dtype=np.float64)
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
+        p = softmax(logits)
         order = np.argsort(-p, axis=1)
         return Classification(order[:, 0], p[np.arange(len(p)), order[:, 0]], order[:, :3], self.classes)
 
@@ -125,10 +130,7 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
             k = min(max_frames, len(x) // n)
             starts = np.linspace(0, len(x) - n, k).astype(int)
             frames = np.stack([x[s:s + n] for s in starts])
-            logits = np.asarray(engine.submit(classifier.job(frames)).result(), dtype=np.float64)
-            p = np.exp(logits - logits.max(axis=1, keepdims=True))
-            p /= p.sum(axis=1, keepdims=True)
-            mean = p.mean(axis=0)
+            mean = softmax(engine.submit(classifier.job(frames)).result()).mean(axis=0)
             tried.append((k >= 2, float(mean.max()), int(np.argmax(mean)), share, k))
         _, confidence, top, share, k = max(tried)
         label = classifier.classes[top]

@@ -592,11 +592,7 @@ class SigMFWriter:
             captures.insert(0, {"core:sample_start": 0})
         annotations = sorted(self._annotations, key=lambda a: a["core:sample_start"])
         meta = {"global": glob, "captures": captures, "annotations": annotations}
-        used = {k.split(":")[0] for part in [glob, *captures, *annotations] for k in part if ":" in k}
-        if EXTENSION_NAMESPACE in used:
-            from diffwireless import __version__
-
-            glob["core:extensions"] = [{"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True}]
+        _declare_extension(meta)
         return meta
 
     @property
@@ -681,12 +677,7 @@ def append_annotations(path: str | os.PathLike, annotations: list[dict[str, Any]
     if not added:
         return 0
     metadata["annotations"].sort(key=lambda a: a["core:sample_start"])
-    if any(":" in k and k.split(":")[0] == EXTENSION_NAMESPACE for a in metadata["annotations"] for k in a):
-        from diffwireless import __version__
-
-        extensions = metadata["global"].setdefault("core:extensions", [])
-        if not any(e.get("name") == EXTENSION_NAMESPACE for e in extensions):
-            extensions.append({"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True})
+    _declare_extension(metadata)
     try:
         json.dumps(metadata, allow_nan=False)
     except ValueError as exc:
@@ -694,6 +685,19 @@ def append_annotations(path: str | os.PathLike, annotations: list[dict[str, Any]
     _validate_schema(metadata, meta_path)
     _write_atomically(meta_path, json.dumps(metadata, indent=2) + "\n")
     return added
+
+
+def _declare_extension(metadata: dict[str, Any]) -> None:
+    """Declare this project's namespace in ``core:extensions`` when any field of ``metadata`` uses it (once)."""
+    sections = [metadata["global"], *metadata.get("captures", []), *metadata.get("annotations", [])]
+    if not any(k.split(":")[0] == EXTENSION_NAMESPACE for part in sections for k in part if ":" in k):
+        return
+    from diffwireless import __version__
+
+    extensions = list(metadata["global"].get("core:extensions", []))  # a copy: the caller's list stays as it was
+    if not any(isinstance(e, dict) and e.get("name") == EXTENSION_NAMESPACE for e in extensions):
+        extensions.append({"name": EXTENSION_NAMESPACE, "version": __version__, "optional": True})
+    metadata["global"]["core:extensions"] = extensions
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
 from gnuradio.diffwireless.diffusion_ofdm_equalizer import ESTIMATE_TAG, LS_TAG
+from gnuradio.diffwireless.gui.view import ViewBlock
 from gnuradio.diffwireless.gui.views import ChannelModel, ChannelWidget
 
 
-class channel_view(gr.sync_block):
+class channel_view(ViewBlock, gr.sync_block):
     """Channel View: magnitude (dB) and phase per carrier of the newest frame's ``dw_chan_est`` (the Diffusion OFDM
     Equalizer's estimate) and ``dw_chan_ls`` (the LS taps it started from).
 
@@ -26,24 +26,16 @@ class channel_view(gr.sync_block):
         title: the view's title.
     """
 
+    view_class = ChannelWidget
+
     def __init__(self, fft_len: int = 64, fps: float = 30.0, title: str = "Channel View") -> None:
         if fft_len < 1:
             raise ValueError(f"fft_len must be >= 1, got {fft_len}")
-        if not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be finite and > 0, got {fps}")
         gr.sync_block.__init__(self, name="diffwireless_channel_view", in_sig=[(np.complex64, int(fft_len))],
                                out_sig=None)
         self.fft_len = int(fft_len)
-        self.model = ChannelModel()
-        self.fps, self.title = float(fps), str(title)
-        self.view: ChannelWidget | None = None
+        self._init_view(ChannelModel(), title, fps)
         self._estimate_key, self._ls_key = pmt.intern(ESTIMATE_TAG), pmt.intern(LS_TAG)
-
-    def qwidget(self):
-        """The Qt widget (made on first call, in the Qt thread)."""
-        if self.view is None:
-            self.view = ChannelWidget(self.model, self.title, self.fps)
-        return self.view.widget
 
     def work(self, input_items, output_items):
         n = len(input_items[0])

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from gnuradio import gr
 
 from gnuradio.diffwireless.constellations import core_constellation
+from gnuradio.diffwireless.gui.view import ViewBlock
 from gnuradio.diffwireless.gui.views import ConstellationModel, ConstellationWidget
 
 
-class constellation_view(gr.sync_block):
+class constellation_view(ViewBlock, gr.sync_block):
     """Constellation Before/After: the received symbols (input 0) and the Diffusion Detector's denoised symbols
     (input 1, its ``symbols`` output), each point coloured by the constellation point the denoised symbol decides
     for. With ``reference`` a third input takes the transmitted symbols and the title shows the running bit error
@@ -28,22 +28,14 @@ class constellation_view(gr.sync_block):
         title: the view's title.
     """
 
+    view_class = ConstellationWidget
+
     def __init__(self, constellation="qpsk", reference: bool = False, points: int = 2000, fps: float = 30.0,
                  title: str = "Constellation Before/After") -> None:
         gr.sync_block.__init__(self, name="diffwireless_constellation_view",
                                in_sig=[np.complex64] * (3 if reference else 2), out_sig=None)
-        if not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be finite and > 0, got {fps}")
-        self.model = ConstellationModel(core_constellation(constellation), points)
+        self._init_view(ConstellationModel(core_constellation(constellation), points), title, fps)
         self.reference = bool(reference)
-        self.fps, self.title = float(fps), str(title)
-        self.view: ConstellationWidget | None = None
-
-    def qwidget(self):
-        """The Qt widget (made on first call, in the Qt thread)."""
-        if self.view is None:
-            self.view = ConstellationWidget(self.model, self.title, self.fps)
-        return self.view.widget
 
     def work(self, input_items, output_items):
         n = len(input_items[0])

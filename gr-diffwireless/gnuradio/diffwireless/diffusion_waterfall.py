@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
 from gnuradio.diffwireless._pmt import to_python
+from gnuradio.diffwireless.gui.view import ViewBlock
 from gnuradio.diffwireless.gui.waterfall import Box, DiffusionWaterfallWidget, WaterfallModel
 
 
-class diffusion_waterfall(gr.sync_block):
+class diffusion_waterfall(ViewBlock, gr.sync_block):
     """Scrolling spectrogram of a complex stream with anomaly events and classifier decisions drawn as labelled
     boxes at the samples they concern (sample index, not wall-clock), and the anomaly score trace with its
     threshold under it.
@@ -37,14 +37,12 @@ class diffusion_waterfall(gr.sync_block):
         title: the view's title.
     """
 
+    view_class = DiffusionWaterfallWidget
+
     def __init__(self, sample_rate: float = 0.0, fft_size: int = 1024, samples_per_row: int = 16384,
                  history_rows: int = 256, fps: float = 30.0, title: str = "Diffusion Waterfall") -> None:
         gr.sync_block.__init__(self, name="diffwireless_diffusion_waterfall", in_sig=[np.complex64], out_sig=None)
-        if not (math.isfinite(fps) and fps > 0):
-            raise ValueError(f"fps must be finite and > 0, got {fps}")
-        self.model = WaterfallModel(fft_size, samples_per_row, history_rows, sample_rate=sample_rate)
-        self.fps, self.title = float(fps), str(title)
-        self.view: DiffusionWaterfallWidget | None = None
+        self._init_view(WaterfallModel(fft_size, samples_per_row, history_rows, sample_rate=sample_rate), title, fps)
         self.messages_ignored = 0
         self.logger = gr.logger(f"diffwireless.diffusion_waterfall({title})")
         for port, handler in (("events", self._on_event), ("classification", self._on_decision),
@@ -52,58 +50,35 @@ class diffusion_waterfall(gr.sync_block):
             self.message_port_register_in(pmt.intern(port))
             self.set_msg_handler(pmt.intern(port), handler)
 
-    def qwidget(self):
-        """The Qt widget (made on first call, in the Qt thread: GRC's generated code calls it there)."""
-        if self.view is None:
-            self.view = DiffusionWaterfallWidget(self.model, self.title, self.fps)
-        return self.view.widget
-
     def work(self, input_items, output_items):
         self.model.push_samples(input_items[0], self.nitems_read(0))
         return len(input_items[0])
 
-    def _message(self, msg, port: str) -> dict | None:
-        value = to_python(msg)
-        if isinstance(value, dict) and "start" in value:
-            return value
-        self.messages_ignored += 1
-        self.logger.warn(f"'{port}' takes PMT dicts with 'start'; ignored {str(msg)[:80]}")
-        return None
-
     def _on_event(self, msg) -> None:
-        d = self._message(msg, "events")
-        if d is not None:
-            try:
-                self.model.push_box(Box(int(d["start"]), int(d.get("end", int(d["start"]) + 1)),
-                                        str(d.get("label", "event")), "event",
-                                        _optional_float(d.get("freq_lower_edge")),
-                                        _optional_float(d.get("freq_upper_edge"))))
-            except (TypeError, ValueError, OverflowError) as exc:
-                self.messages_ignored += 1
-                self.logger.warn(f"event not drawn: {exc}")
+        self._take(msg, "events", lambda d: self.model.push_box(Box(
+            int(d["start"]), int(d.get("end", int(d["start"]) + 1)), str(d.get("label", "event")), "event",
+            _optional_float(d.get("freq_lower_edge")), _optional_float(d.get("freq_upper_edge")))))
 
     def _on_decision(self, msg) -> None:
-        d = self._message(msg, "classification")
-        if d is not None:
-            try:
-                start = int(d["start"])
-                confidence = float(d["confidence"]) if "confidence" in d else None
-                self.model.push_box(Box(start, int(d.get("end", start + 1)), str(d.get("label", "?")), "decision",
-                                        confidence=confidence))
-            except (TypeError, ValueError, OverflowError) as exc:
-                self.messages_ignored += 1
-                self.logger.warn(f"decision not drawn: {exc}")
+        self._take(msg, "classification", lambda d: self.model.push_box(Box(
+            int(d["start"]), int(d.get("end", int(d["start"]) + 1)), str(d.get("label", "?")), "decision",
+            confidence=_optional_float(d.get("confidence")))))
 
     def _on_scores(self, msg) -> None:
-        d = self._message(msg, "scores")
-        if d is not None:
-            try:
-                threshold = d.get("threshold")
-                self.model.push_scores(int(d["start"]), int(d["window"]), np.asarray(d["scores"], dtype=np.float32),
-                                       None if threshold is None else float(threshold))
-            except (KeyError, TypeError, ValueError, OverflowError) as exc:
-                self.messages_ignored += 1
-                self.logger.warn(f"scores not drawn: {exc}")
+        self._take(msg, "scores", lambda d: self.model.push_scores(
+            int(d["start"]), int(d["window"]), np.asarray(d["scores"], dtype=np.float32),
+            _optional_float(d.get("threshold"))))
+
+    def _take(self, msg, port: str, push) -> None:
+        """Hand a message's dict to ``push``; anything else, or a value it cannot take, is counted and logged."""
+        value = to_python(msg)
+        try:
+            if not (isinstance(value, dict) and "start" in value):
+                raise ValueError(f"'{port}' takes PMT dicts with 'start', got {str(msg)[:80]}")
+            push(value)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            self.messages_ignored += 1
+            self.logger.warn(f"{port}: not drawn: {exc}")
 
 
 def _optional_float(value) -> float | None:

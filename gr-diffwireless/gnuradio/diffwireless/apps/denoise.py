@@ -11,7 +11,6 @@ covariance of the model's training signal) and of the diffusion denoiser is meas
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -23,6 +22,7 @@ from diffwireless.paths import bundled_recording
 
 from gnuradio.diffwireless.diffusion_denoiser import diffusion_denoiser
 from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._report import write_json
 
 
 def run(path: str, snr_db: float, signal_power: float, model: str, steps: int, seed: int) -> dict:
@@ -96,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {row['method']:<15} {row['output_snr_db']:6.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]  "
               f"({nfe})")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fp:
-            json.dump(report, fp, indent=2)
+        write_json(args.json, report)
         print(f"json: {args.json}")
     return 0 if lossless else 1
 

@@ -37,6 +37,7 @@ from gnuradio.diffwireless.constellations import gr_constellation
 from gnuradio.diffwireless.diffusion_detector import diffusion_detector
 from gnuradio.diffwireless.sigmf_sink import sigmf_sink
 from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._report import write_json
 
 DEMO_CAPTURE = "demo_16qam_impaired"
 TAIL_PAD = 64  # symbols sent after the recorded ones, see record()
@@ -179,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         nfe = f"NFE {r['nfe']}" if r["nfe"] else "no network"
         print(f"    {r['method']:<38} {r['ber']:.2e} {ci:<22} ({nfe})")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fp:
-            json.dump(report, fp, indent=2)
+        write_json(args.json, report)
         print(f"json: {args.json}")
     return 0 if lossless else 1
 

@@ -9,7 +9,6 @@ so the printed "samples out" is a check of the source, not a copy of the metadat
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -21,6 +20,7 @@ from diffwireless.paths import bundled_recording
 from diffwireless.summary import IQSummary
 
 from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._report import write_json
 
 
 class _summary_sink(gr.sync_block):
@@ -91,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         summary.plot(args.plot, title=rec.path.name)
         print(f"plot: {args.plot}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fp:
-            json.dump({"recording": str(rec.path), "samples_in": rec.num_samples, **report}, fp, indent=2)
+        write_json(args.json, {"recording": str(rec.path), "samples_in": rec.num_samples, **report})
         print(f"json: {args.json}")
     return 0 if lossless else 1
 

@@ -12,73 +12,7 @@ import numpy as np
 from diffwireless.constellations import Constellation
 
 from gnuradio.diffwireless.gui.feed import Feed
-
-
-class FrameCounter:
-    """Frames drawn per second over the last second, and the view's status line."""
-
-    def __init__(self) -> None:
-        self.frames_drawn = 0
-        self.fps = 0.0
-        self._count, self._t0 = 0, time.monotonic()
-
-    def drew(self) -> bool:
-        """Count a frame; True once a second, when :attr:`fps` was updated."""
-        self.frames_drawn += 1
-        self._count += 1
-        now = time.monotonic()
-        if now - self._t0 < 1.0:
-            return False
-        self.fps = self._count / (now - self._t0)
-        self._count, self._t0 = 0, now
-        return True
-
-
-def titled_area(title: str, parent=None) -> tuple[Any, Any, Any]:
-    """A view's frame: ``(widget, status label, pyqtgraph GraphicsLayoutWidget)``, the status line on top."""
-    import pyqtgraph as pg
-    from PyQt5 import QtWidgets
-
-    widget = QtWidgets.QWidget(parent)
-    layout = QtWidgets.QVBoxLayout(widget)
-    layout.setContentsMargins(0, 0, 0, 0)
-    status = QtWidgets.QLabel(title)
-    layout.addWidget(status)
-    graphics = pg.GraphicsLayoutWidget()
-    layout.addWidget(graphics)
-    return widget, status, graphics
-
-
-class _View:
-    """A widget with a status line over a pyqtgraph area, redrawn by a timer at up to ``fps`` frames/s."""
-
-    def __init__(self, title: str, fps: float, parent=None) -> None:
-        from PyQt5 import QtCore
-
-        self.title = title
-        self.widget, self.status, self.graphics = titled_area(title, parent)
-        self.counter = FrameCounter()
-        self.timer = QtCore.QTimer(self.widget)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start(max(1, int(1000 / fps)))
-
-    @property
-    def fps(self) -> float:
-        return self.counter.fps
-
-    @property
-    def frames_drawn(self) -> int:
-        return self.counter.frames_drawn
-
-    def refresh(self) -> None:
-        if self.draw() and self.counter.drew():
-            self.status.setText(f"{self.title}: {self.counter.fps:.0f} frames/s{self.status_extra()}")
-
-    def draw(self) -> bool:  # pragma: no cover - each view draws its own
-        raise NotImplementedError
-
-    def status_extra(self) -> str:
-        return ""
+from gnuradio.diffwireless.gui.view import View
 
 
 # -- Constellation Before/After -------------------------------------------------------------------------------------
@@ -130,7 +64,7 @@ class ConstellationModel:
         return True
 
 
-class ConstellationWidget(_View):
+class ConstellationWidget(View):
     """Received symbols (left) and the detector's denoised symbols (right), coloured by decided point."""
 
     def __init__(self, model: ConstellationModel, title: str = "Constellation Before/After", fps: float = 30.0,
@@ -199,7 +133,7 @@ class ChannelModel:
         return True
 
 
-class ChannelWidget(_View):
+class ChannelWidget(View):
     """Magnitude (dB) and phase of each carrier: the diffusion estimate and the LS estimate."""
 
     def __init__(self, model: ChannelModel, title: str = "Channel View", fps: float = 30.0, parent=None) -> None:
@@ -282,7 +216,7 @@ class EngineMonitorModel:
         return bool(items)
 
 
-class EngineMonitorWidget(_View):
+class EngineMonitorWidget(View):
     """One plot per statistic (batch size, latency p50/p99, queue depth, drops) against time, a curve per block."""
 
     def __init__(self, model: EngineMonitorModel, title: str = "Engine Monitor", fps: float = 10.0,

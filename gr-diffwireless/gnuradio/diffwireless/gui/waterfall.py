@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gnuradio.diffwireless.gui.feed import Feed
+from gnuradio.diffwireless.gui.view import View
 
 
 @dataclass(frozen=True)
@@ -168,17 +169,17 @@ class WaterfallModel:
         return int(lo), int(hi)
 
 
-class DiffusionWaterfallWidget:
+class DiffusionWaterfallWidget(View):
     """The pyqtgraph view of a :class:`WaterfallModel`: spectrogram (time across, frequency up) with findings as
     labelled boxes, and the score trace with the threshold under it on the same time axis. A timer redraws at up
-    to ``fps`` frames/s; the title says the drawn rate and how much was thinned.
+    to ``fps`` frames/s (:class:`~gnuradio.diffwireless.gui.view.View`); the title says the drawn rate and how
+    much was thinned.
 
     ``widget`` is the QWidget to put in a layout (GRC: the block's ``qwidget()``).
     """
 
     EVENT_PEN = (255, 80, 80)
     MAX_BOXES = 64  # boxes drawn, the newest half of each kind (more would cost the frame rate; the title counts)
-    MAX_DUTY = 0.25  # share of the time spent in refresh (painting takes about as long again)
     DECISION_PEN = (90, 200, 255)
 
     def __init__(self, model: WaterfallModel, title: str = "Diffusion Waterfall", fps: float = 30.0,
@@ -186,11 +187,8 @@ class DiffusionWaterfallWidget:
         import pyqtgraph as pg
         from PyQt5 import QtCore
 
-        from gnuradio.diffwireless.gui.views import titled_area
-
         self.model = model
-        self.title = title
-        self.widget, self.status, self.graphics = titled_area(title, parent)
+        super().__init__(title, fps, parent)
         self.spectrum_plot = self.graphics.addPlot(row=0, col=0)
         self.spectrum_plot.setLabel("left", "frequency", units="Hz" if model.sample_rate else "bin")
         self.image_item = pg.ImageItem(axisOrder="row-major")
@@ -211,36 +209,17 @@ class DiffusionWaterfallWidget:
         self.boxes_not_drawn = 0
         self._pens = {True: pg.mkPen(self.EVENT_PEN, width=2), False: pg.mkPen(self.DECISION_PEN, width=2)}
         self._level_cache: tuple[float, tuple[float, float]] | None = None
-        self.frames_drawn = 0
-        self.fps = 0.0
-        self._fps_count, self._fps_t0 = 0, time.monotonic()
-        self.timer = QtCore.QTimer(self.widget)
-        self.timer.timeout.connect(self.refresh)
-        self._interval_ms = max(1, int(1000 / fps))
-        self.timer.start(self._interval_ms)
 
     def _x(self, samples):
         """Stream samples -> the time axis (seconds with a sample rate)."""
         return samples / self.model.sample_rate if self.model.sample_rate else samples
 
-    def refresh(self) -> None:
-        """Take the model's news and redraw (the timer calls this; tests may too). The next frame waits long enough
-        that drawing takes at most :attr:`MAX_DUTY` of the time: in Python, drawing holds the interpreter that the
-        flowgraph's blocks need, so on a busy CPU the view draws fewer frames rather than slow the radio down."""
-        started = time.perf_counter()
-        try:
-            self._refresh()
-        finally:
-            busy = time.perf_counter() - started
-            self.timer.setInterval(max(self._interval_ms, int(1000 * busy / self.MAX_DUTY)))
-
-    def _refresh(self) -> None:
+    def draw(self) -> bool:
         import pyqtgraph as pg
 
         model = self.model
         if not model.update() and self.frames_drawn:
-            self._count_frame(drew=False)
-            return
+            return False
         if model.last_row >= 0:
             band = model.sample_rate or model.fft_size
             x0 = self._x(model.first_sample)
@@ -257,7 +236,7 @@ class DiffusionWaterfallWidget:
         if model.threshold is not None:
             self.threshold_line.setValue(model.threshold)
             self.threshold_line.show()
-        self._count_frame(drew=True)
+        return True
 
     def _draw_boxes(self) -> None:
         """Show the newest :attr:`MAX_BOXES` boxes with a pool of items made once (made and removed per box, their
@@ -309,18 +288,10 @@ class DiffusionWaterfallWidget:
         self._level_cache = (now + 0.5, (float(lo), float(max(hi, lo + 1.0))))
         return self._level_cache[1]
 
-    def _count_frame(self, drew: bool) -> None:
-        if drew:
-            self.frames_drawn += 1
-            self._fps_count += 1
-        now = time.monotonic()
-        if now - self._fps_t0 >= 1.0:
-            self.fps = self._fps_count / (now - self._fps_t0)
-            self._fps_count, self._fps_t0 = 0, now
-            thinned = self.model.rows_in.thinned_fraction
-            self.status.setText(f"{self.title}: {self.fps:.0f} frames/s"
-                                + (f", thinned: {100 * thinned:.1f}% of rows not drawn" if thinned else "")
-                                + (f", {self.boxes_not_drawn} older boxes not drawn" if self.boxes_not_drawn else ""))
+    def status_extra(self) -> str:
+        thinned = self.model.rows_in.thinned_fraction
+        return ((f", thinned: {100 * thinned:.1f}% of rows not drawn" if thinned else "")
+                + (f", {self.boxes_not_drawn} older boxes not drawn" if self.boxes_not_drawn else ""))
 
     def drawn_boxes(self) -> list[tuple[float, float, str]]:
         """The boxes on screen as (left, width, label) in axis units (for tests)."""
