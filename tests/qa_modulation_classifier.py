@@ -90,3 +90,53 @@ def test_confidence_gate_and_bad_arguments(frames):
         diffwireless.modulation_classifier("anomaly_band")
     with pytest.raises(ValueError, match="1024 samples"):
         ModulationClassifier("modclass_resnet").job(np.zeros((2, 100), np.complex64))
+
+
+@pytest.fixture(scope="module")
+def band():
+    """Quiet noise with three bursts of real-band classes at 25 dB, and where each one lies."""
+    from gnuradio.diffwireless.recipes.radio_sources import clean_burst
+
+    rng = np.random.default_rng(11)
+    noise = 0.05 * (rng.standard_normal(40_000) + 1j * rng.standard_normal(40_000))
+    parts, truth, pos = [noise], [], len(noise)
+    for label in ("ofdm", "ook", "2fsk"):
+        burst = 0.05 * np.sqrt(10 ** 2.5) * clean_burst(label, 600, rng)
+        parts += [burst, 0.05 * (rng.standard_normal(40_000) + 1j * rng.standard_normal(40_000))]
+        parts[-2] = parts[-2] + 0.05 * (rng.standard_normal(len(burst)) + 1j * rng.standard_normal(len(burst)))
+        truth.append((pos, pos + len(burst), label))
+        pos += len(burst) + 40_000
+    return np.concatenate(parts).astype(np.complex64), truth
+
+
+def test_front_end_mode_decides_bursts_and_leaves_quiet_frames_undecided(band):
+    from diffwireless.classifier import FAMILIES
+
+    x, truth = band
+    tb = gr.top_block()
+    blk = diffwireless.modulation_classifier("modclass_radio", engine="cpu")
+    assert blk.front_end == "bursts"  # the default for a model trained on fitted bursts
+    snk = blocks.vector_sink_i()
+    dbg = blocks.message_debug()
+    eos = gr.tag_utils.python_to_tag((len(x) - 1, pmt.intern("dw_eos"), pmt.from_long(len(x)), pmt.intern("qa")))
+    tb.connect(blocks.vector_source_c(x.tolist(), False, 1, [eos]), blk, snk)
+    tb.msg_connect(blk, "classification", dbg, "store")
+    tb.run()
+    out = np.array(snk.data())
+    assert len(out) == -(-len(x) // 1024)  # one item per frame, the last partial one too
+    assert np.all(out[:30] == -1) and np.all(out[-30:] == -1)  # quiet stretches: no decision
+    messages = [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
+    right = 0
+    for start, end, label in truth:
+        inside = out[start // 1024 + 1:end // 1024]
+        assert np.all(inside != -1)  # every frame of the burst is decided
+        mine = [m for m in messages if m["start"] < end and m["end"] > start]
+        assert mine and all(m["snr_db"] > 15 for m in mine)
+        right += all(m["family"] == FAMILIES[label] for m in mine)
+    assert right >= 2, messages  # the model names the family of clear bursts (its card: high-SNR accuracy)
+    tags = [t for t in snk.tags() if pmt.symbol_to_string(t.key) == "dw_class"]
+    assert len(tags) == len(messages)
+    with pytest.raises(ValueError, match="band_share"):
+        diffwireless.modulation_classifier("modclass_resnet", front_end="bursts")
+    with pytest.raises(ValueError, match="front_end"):
+        diffwireless.modulation_classifier("modclass_radio", front_end="sometimes")

@@ -53,3 +53,78 @@ def test_occupied_bandwidth_of_rrc_qpsk_and_fitting_it_to_a_share(sps):
     assert len(fitted) == pytest.approx(len(x) * factor, rel=0.01)
     with pytest.raises(ValueError, match="target_share"):
         fit_band(x, bw, 0.0)
+
+
+@pytest.mark.parametrize("factor", [0.0021, 0.013, 0.37, 1.0, 1.7, 6.3])
+def test_rate_ratio_is_close_with_small_terms_however_far_from_one(factor):
+    from diffwireless.frontend import rate_ratio
+
+    r = rate_ratio(factor)
+    assert abs(float(r) / factor - 1) < 0.035 and min(r.numerator, r.denominator) <= 16
+    with pytest.raises(ValueError, match="rate factor"):
+        rate_ratio(0.0)
+
+
+def test_noise_is_taken_off_before_the_occupied_band_is_measured():
+    rng = np.random.default_rng(3)
+    sig = qpsk(65_536, 32, rng)  # occupies 1.35 / 32 = 0.042 of the band
+    noise_power = 0.1  # 10 dB under the signal, spread over the whole band
+    x = sig + np.sqrt(noise_power / 2) * (rng.standard_normal(len(sig)) + 1j * rng.standard_normal(len(sig)))
+    assert occupied_bandwidth(x) > 0.5  # the noise's 10% of the power: the band looks ten times too wide
+    assert occupied_bandwidth(x, noise_power=noise_power) == pytest.approx(1.35 / 32, rel=0.3)
+    with pytest.raises(ValueError, match="noise_power"):
+        occupied_bandwidth(x, noise_power=float("nan"))
+
+
+def test_burst_frames_fit_the_band_and_cover_short_and_long_bursts():
+    from diffwireless.frontend import burst_frames
+
+    rng = np.random.default_rng(4)
+    x = qpsk(200_000, 40, rng) * np.exp(2j * np.pi * 0.2 * np.arange(200_000))  # narrow, off centre
+    frames = burst_frames(x, 1024, 4, share=0.5)
+    assert frames.shape == (4, 1024) and frames.dtype == np.complex64
+    assert occupied_bandwidth(frames.ravel()) == pytest.approx(0.5, rel=0.25)  # fitted, and centred
+    assert abs(carrier_offset(frames.ravel())) < 0.03
+    short = burst_frames(qpsk(300, 2, rng), 1024, 4)  # shorter than a frame: one, zero-padded
+    assert short.shape == (1, 1024) and np.all(short[0, 800:] == 0)
+    with pytest.raises(ValueError, match="max_frames"):
+        burst_frames(x, 1024, 0)
+
+
+def test_stream_front_end_tracks_the_floor_over_stretches():
+    from diffwireless.frontend import StreamFrontEnd
+
+    rng = np.random.default_rng(5)
+    fe = StreamFrontEnd(1024, max_frames=2, memory=4)
+
+    def noise(n):
+        return (0.05 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+
+    quiet = noise(16_384)
+    assert fe.segment(quiet).bursts == []  # noise alone: nothing to decide
+    busy = noise(16_384)
+    busy += qpsk(16_384, 8, rng)  # all signal: its own floor would hide it; the tracked one does not
+    seg = fe.segment(busy)
+    assert len(seg.bursts) == 1 and seg.bursts[0].length > 15_000 and seg.bursts[0].snr_db > 15
+    assert seg.frames.shape == (2, 1024) and list(seg.owner) == [0, 0]
+    fresh = StreamFrontEnd(1024, max_frames=2)
+    assert fresh.segment(busy).bursts == []  # without a quiet stretch seen, a band that is all signal is the floor
+    continuous = StreamFrontEnd(1024, max_frames=2, gate=False)
+    assert len(continuous.segment(quiet).bursts) == 1  # no gate: every stretch one burst
+
+
+def test_fine_carrier_finds_the_residual_offset_from_a_power_line():
+    from diffwireless.frontend import fine_carrier
+
+    rng = np.random.default_rng(6)
+    t = np.arange(1024)
+    frames = np.stack([qpsk(1024, 4, rng) * np.exp(2j * np.pi * 0.0031 * t),
+                       qpsk(1024, 4, rng) * np.exp(-2j * np.pi * 0.012 * t),
+                       rng.standard_normal(1024) + 1j * rng.standard_normal(1024)])  # noise: no line
+    fixed, offsets = fine_carrier(frames)
+    assert offsets[0] == pytest.approx(0.0031, abs=2e-4) and offsets[1] == pytest.approx(-0.012, abs=2e-4)
+    assert offsets[2] == 0.0 and np.allclose(fixed[2], frames[2].astype(np.complex64))
+    _, left = fine_carrier(fixed[:2])
+    assert np.all(np.abs(left) < 2e-4)  # once removed, nothing left to find
+    with pytest.raises(ValueError, match="frames"):
+        fine_carrier(np.zeros(8, np.complex64))

@@ -76,7 +76,7 @@ def test_bad_datasets_and_arguments_are_refused(tmp_path, make_recording):
 
 def test_dw_dataset_writes_every_class_at_every_snr(tmp_path, capsys):
     assert main([str(tmp_path / "amr"), "--frames", "2", "--snr", "0", "10", "5", "--seed", "1"]) == 0
-    assert "66 frames of 1024 samples, 11 classes x 3 SNRs (0..10 dB) x 2" in capsys.readouterr().out
+    assert "66 frames of 1024 samples, 11 classes x 3 SNRs (0..10 dB), 2 frames per point" in capsys.readouterr().out
     ds = load_dataset(tmp_path / "amr.sigmf-meta")
     assert sorted(set(ds.labels)) == sorted(CLASSES) and sorted(set(ds.snr_db)) == [0.0, 5.0, 10.0]
     # An existing recording is not overwritten unless asked.

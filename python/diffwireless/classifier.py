@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from diffwireless.denoiser import iq_pairs
-from diffwireless.diffusion.samplers import ForwardPass
+from diffwireless.diffusion.samplers import ForwardPass, OpenSetPass
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
 from diffwireless.models import DiffusionModel, shared_model
 
 ARCH = "iq_resnet1d"
+UNKNOWN = "unknown"
 
 
 def frame_items(frames: np.ndarray) -> np.ndarray:
@@ -33,16 +34,24 @@ def frame_items(frames: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Classification:
-    """Decisions for ``n`` frames: class index ``[n]``, confidence ``[n]``, top-3 indices ``[n, 3]``, and the
-    class names."""
+    """Decisions for ``n`` frames: class index ``[n]``, confidence ``[n]``, top-3 indices ``[n, 3]``, the class
+    names, and for open-set models the novelty score ``[n]`` and which frames are ``unknown`` ``[n]`` (bool; all
+    False without a novelty score)."""
 
     index: np.ndarray
     confidence: np.ndarray
     top3: np.ndarray
     classes: tuple[str, ...]
+    novelty: np.ndarray | None = None
+    unknown: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.unknown is None:
+            self.unknown = np.zeros(len(self.index), dtype=bool)
 
     def labels(self) -> list[str]:
-        return [self.classes[i] for i in self.index]
+        """The decided class of each frame, ``unknown`` where the novelty is over the model's threshold."""
+        return [UNKNOWN if u else self.classes[i] for i, u in zip(self.index, self.unknown)]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -63,7 +72,17 @@ class ModulationClassifier:
                              f"'classes' in its card); got architecture {self.model.arch!r}")
         self.classes = tuple(card["classes"])
         self.frame_len = int(self.model.item_shape[1])
-        self.sampler = ForwardPass()
+        open_set = card.get("open_set") if isinstance(card.get("open_set"), dict) else {}
+        self.novelty_threshold: float | None = None
+        if getattr(self.model.network, "open_set", False) and "threshold" in open_set:
+            self.novelty_threshold = float(open_set["threshold"])
+            if not np.isfinite(self.novelty_threshold):
+                raise ModelError(f"model '{self.model.name}': its card's open_set threshold is not finite")
+        self.sampler = ForwardPass() if self.novelty_threshold is None else OpenSetPass()
+        share = card.get("band_share")
+        self.band_share: float | None = None if share is None else float(share)
+        if self.band_share is not None and not 0 < self.band_share <= 1:
+            raise ModelError(f"model '{self.model.name}': band_share {share} is not in (0, 1]")
 
     def job(self, frames: np.ndarray) -> Job:
         frames = np.asarray(frames)
@@ -72,11 +91,18 @@ class ModulationClassifier:
                              f"{frames.shape}")
         return Job(self.model, frame_items(frames), self.sampler)
 
-    def decide(self, logits: np.ndarray) -> Classification:
-        """Engine output ``[n, classes]`` -> :class:`Classification`."""
-        p = softmax(logits)
+    def decide(self, output: np.ndarray) -> Classification:
+        """Engine output ``[n, classes]`` (open set: ``[n, classes + 1]``, the novelty last) ->
+        :class:`Classification`."""
+        output = np.asarray(output)
+        novelty = None
+        if self.novelty_threshold is not None:
+            output, novelty = output[:, :-1], output[:, -1].astype(np.float64)
+        p = softmax(output)
         order = np.argsort(-p, axis=1)
-        return Classification(order[:, 0], p[np.arange(len(p)), order[:, 0]], order[:, :3], self.classes)
+        unknown = None if novelty is None else novelty > self.novelty_threshold
+        return Classification(order[:, 0], p[np.arange(len(p)), order[:, 0]], order[:, :3], self.classes, novelty,
+                              unknown)
 
     def classify(self, frames: np.ndarray, engine: DenoiseEngine) -> Classification:
         return self.decide(engine.submit(self.job(frames)).result())
@@ -84,7 +110,8 @@ class ModulationClassifier:
 
 # The families a user of a real band asks about, for each class the classifier knows.
 FAMILIES = {"bpsk": "PSK/QAM", "qpsk": "PSK/QAM", "8psk": "PSK/QAM", "16qam": "PSK/QAM", "64qam": "PSK/QAM",
-            "gfsk": "FSK", "gmsk": "FSK", "ook": "OOK/ASK", "am-dsb": "analog", "wbfm": "analog", "ofdm": "OFDM"}
+            "2fsk": "FSK", "gfsk": "FSK", "gmsk": "FSK", "ook": "OOK/ASK", "am-dsb": "analog", "wbfm": "analog",
+            "ofdm": "OFDM"}
 # Shares of the band the training frames fill: linear modulations at 8 samples per symbol (RRC 0.35) and GNU
 # Radio's OFDM (52 of 64 carriers); a burst is tried as recorded and fitted to each, and the scale whose frames are
 # decided with the highest mean confidence is kept.
@@ -94,8 +121,9 @@ TRAINING_SHARES = (0.17, 0.81)
 @dataclass(frozen=True)
 class BurstDecision:
     """The class of one burst of a capture: samples ``[start, end)``, its SNR over the noise floor (dB), the
-    decision (mean softmax over the burst's frames at the scale decided with the highest mean confidence), its
-    family, that scale's share of the band (0: as recorded), and its number of frames."""
+    decision (mean softmax over the burst's frames; ``unknown`` where the median novelty of its frames is over the
+    model's threshold), its family, the confidence (the decided class's mean softmax), the share of the band its
+    frames were fitted to (0: as recorded), its number of frames, and the median novelty (NaN without one)."""
 
     start: int
     end: int
@@ -105,42 +133,83 @@ class BurstDecision:
     confidence: float
     share: float
     frames: int
+    novelty: float = float("nan")
+
+
+def _fixed_scale_frames(x: np.ndarray, n: int, max_frames: int) -> np.ndarray:
+    if len(x) < n:
+        x = np.concatenate([x, np.zeros(n - len(x), np.complex64)])
+    k = min(max_frames, len(x) // n)
+    starts = np.linspace(0, len(x) - n, k).astype(int)
+    return np.stack([x[s:s + n] for s in starts])
+
+
+def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine
+                 ) -> tuple[str, float, float]:
+    """(label, confidence, median novelty) of one burst's frames ``[k, frame_len]`` (:func:`decide_frames`)."""
+    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier)
+
+
+def decide_frames(output: np.ndarray, classifier: ModulationClassifier) -> tuple[str, float, float]:
+    """(label, confidence, median novelty) of the engine output for one burst's frames: the class of the highest
+    mean softmax, ``unknown`` for an open-set model whose median novelty is over its threshold."""
+    novelty = float("nan")
+    if classifier.novelty_threshold is not None:
+        output, novelty = output[:, :-1], float(np.median(output[:, -1]))
+    mean = softmax(output).mean(axis=0)
+    top = int(np.argmax(mean))
+    unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
+    return (UNKNOWN if unknown else classifier.classes[top]), float(mean[top]), novelty
 
 
 def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
                      shares: tuple[float, ...] = TRAINING_SHARES, max_frames: int = 16, threshold_db: float = 6.0,
                      hold: int = 1024) -> list[BurstDecision]:
-    """Classify each burst of a capture through the front end (:mod:`diffwireless.frontend`): bursts gated,
-    DC removed, carrier centred, the burst's occupied band fitted to each of ``shares`` (and as recorded), cut
-    into up to ``max_frames`` frames; the scale whose mean softmax has the highest top class wins. A scale that
-    leaves fewer than 2 frames is tried only when no scale leaves more (one frame is too easily confident)."""
-    from diffwireless.frontend import centre_carrier, fit_band, gate_bursts, occupied_bandwidth, remove_dc
+    """Classify each burst of a capture through the front end (:mod:`diffwireless.frontend`): bursts gated, DC
+    removed, carrier centred, cut into up to ``max_frames`` frames. A capture in which the gate finds no burst
+    (one that is all signal, such as a recording of one packet) is gated again over the floor of its spectrum
+    (:func:`~diffwireless.frontend.spectral_floor`).
+
+    A model trained on fitted bursts (its card's ``band_share``) sees each burst as it was trained:
+    :func:`~diffwireless.frontend.burst_frames` at that share. Other models (trained on frames of a fixed rate)
+    get the burst fitted to each of ``shares`` and as recorded; the scale whose mean softmax has the highest top
+    class wins, and a scale that leaves fewer than 2 frames is tried only when no scale leaves more (one frame is
+    too easily confident).
+    """
+    from diffwireless.frontend import (burst_frames, centre_carrier, fit_band, gate_bursts, occupied_bandwidth,
+                                       remove_dc, spectral_floor)
 
     n = classifier.frame_len
     iq = remove_dc(np.asarray(iq, dtype=np.complex64))
     out = []
-    for burst in gate_bursts(iq, threshold_db=threshold_db, hold=hold, min_length=n // 4):
-        centred, _ = centre_carrier(iq[burst.start:burst.end])
+    bursts = gate_bursts(iq, threshold_db=threshold_db, hold=hold, min_length=n // 4)
+    if not bursts and len(iq) >= n // 4:  # no quiet stretch in time: the floor from the band's emptiest part
+        bursts = gate_bursts(iq, threshold_db=threshold_db, hold=hold, min_length=n // 4, floor=spectral_floor(iq))
+    for burst in bursts:
+        x = iq[burst.start:burst.end]
+        if classifier.band_share is not None:
+            frames = burst_frames(x, n, max_frames, classifier.band_share, burst.noise_power)
+            label, confidence, novelty = decide_burst(frames, classifier, engine)
+            out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
+                                     confidence, classifier.band_share, len(frames), novelty))
+            continue
+        centred, _ = centre_carrier(x)
         bandwidth = occupied_bandwidth(centred) if len(centred) >= 64 else 1.0
         tried = []
         for share in (0.0, *shares):
-            x = centred if share == 0.0 else fit_band(centred, max(bandwidth, 1e-3), share)[0]
-            if len(x) < n:
-                x = np.concatenate([x, np.zeros(n - len(x), np.complex64)])
-            k = min(max_frames, len(x) // n)
-            starts = np.linspace(0, len(x) - n, k).astype(int)
-            frames = np.stack([x[s:s + n] for s in starts])
-            mean = softmax(engine.submit(classifier.job(frames)).result()).mean(axis=0)
-            tried.append((k >= 2, float(mean.max()), int(np.argmax(mean)), share, k))
-        _, confidence, top, share, k = max(tried)
-        label = classifier.classes[top]
-        out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, "unknown"),
-                                 confidence, share, k))
+            scaled = centred if share == 0.0 else fit_band(centred, max(bandwidth, 1e-3), share)[0]
+            frames = _fixed_scale_frames(scaled, n, max_frames)
+            label, confidence, novelty = decide_burst(frames, classifier, engine)
+            tried.append((len(frames) >= 2, confidence, label, share, len(frames), novelty))
+        _, confidence, label, share, k, novelty = max(tried, key=lambda t: t[:2])
+        out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
+                                 confidence, share, k, novelty))
     return out
 
 
 def majority_family(decisions: list[BurstDecision]) -> tuple[str, float]:
-    """The family most bursts were decided as, and its share of the bursts (``("none", 0)`` without bursts)."""
+    """The family most bursts were decided as (``unknown`` counts as one), and its share of the bursts
+    (``("none", 0)`` without bursts)."""
     if not decisions:
         return "none", 0.0
     families = [d.family for d in decisions]

@@ -11,6 +11,9 @@ that look like the training frames:
    removed first, :func:`remove_dc`).
 3. :func:`occupied_bandwidth`: the narrowest band holding a given share of the burst's power.
 4. :func:`fit_band`: resampling so that band fills ``target_share`` of the output rate.
+5. :func:`fine_carrier`: the residual carrier of each frame from the spectral line of its 2nd, 4th or 8th power.
+6. :func:`burst_frames`: all of it for one burst, cut into the frames a network sees (the same path for the
+   training frames of the networks trained on fitted bursts and for a capture classified).
 
 All frequencies are normalised (cycles per sample, in ``[-0.5, 0.5)``); sample indices are the capture's.
 """
@@ -23,6 +26,7 @@ from fractions import Fraction
 
 import numpy as np
 from scipy import signal as sps_signal
+from scipy import stats as sps_stats
 
 
 @dataclass(frozen=True)
@@ -32,11 +36,13 @@ class Burst:
     Attributes:
         start, end: first sample and one past the last.
         snr_db: mean power of the burst over the noise floor, dB.
+        noise_power: the capture's noise floor (mean power per sample).
     """
 
     start: int
     end: int
     snr_db: float
+    noise_power: float = 0.0
 
     @property
     def length(self) -> int:
@@ -49,20 +55,42 @@ def remove_dc(iq: np.ndarray) -> np.ndarray:
     return iq - iq.mean() if len(iq) else iq
 
 
-def noise_floor(power: np.ndarray, quantile: float = 0.05) -> float:
-    """The noise power of a capture from its smoothed power: a low quantile (bursts take less than most of the
-    time in the recordings this is for; a capture that is all signal gets its weakest stretch)."""
+def noise_floor(power: np.ndarray, quantile: float = 0.05, smooth: int = 64) -> float:
+    """The mean noise power of a capture from its power averaged over ``smooth`` samples: a low quantile (bursts
+    take less than most of the time in the recordings this is for; a capture that is all signal gets its weakest
+    stretch), divided by where that quantile lies for complex Gaussian noise (a Gamma(smooth) average), so that it
+    estimates the mean."""
     p = np.asarray(power, dtype=np.float64)
     if p.size == 0:
         raise ValueError("noise_floor needs samples")
-    return float(max(np.quantile(p, quantile), np.finfo(np.float64).tiny))
+    bias = float(sps_stats.gamma.ppf(quantile, smooth) / smooth)
+    return float(max(np.quantile(p, quantile) / bias, np.finfo(np.float64).tiny))
+
+
+def smoothed_power(iq: np.ndarray, smooth: int = 64) -> np.ndarray:
+    """``|iq|^2`` averaged over ``smooth`` samples (float64, same length)."""
+    return np.convolve(np.abs(np.asarray(iq)) ** 2, np.ones(smooth) / smooth, mode="same")
+
+
+def spectral_floor(iq: np.ndarray, quantile: float = 0.05, n_fft: int = 1024) -> float:
+    """The mean noise power of a capture from its spectrum: a low quantile of its Welch density over the band,
+    corrected like :func:`noise_floor` for the averaging of the estimate. For a capture with no quiet stretch in
+    time (a recording that is one packet) whose signal leaves some of the band empty (guard bands)."""
+    x = np.asarray(iq)
+    if len(x) == 0:
+        raise ValueError("spectral_floor needs samples")
+    _, p = _spectrum(x, n_fft)
+    segments = max(1, len(x) // min(n_fft, len(x)))
+    bias = float(sps_stats.gamma.ppf(quantile, segments) / segments)
+    return float(max(np.quantile(p, quantile) / bias, np.finfo(np.float64).tiny))
 
 
 def gate_bursts(iq: np.ndarray, threshold_db: float = 6.0, smooth: int = 64, hold: int = 1024,
-                min_length: int = 256) -> list[Burst]:
+                min_length: int = 256, floor: float | None = None) -> list[Burst]:
     """Bursts of ``iq``: runs where the power, averaged over ``smooth`` samples, is over the noise floor by
     ``threshold_db``, merged across gaps shorter than ``hold`` samples (the off-times inside an OOK telegram) and
-    kept when at least ``min_length`` samples long.
+    kept when at least ``min_length`` samples long. The floor is :func:`noise_floor` of ``iq`` unless given (a
+    stream's floor tracked over more than this stretch).
 
     Raises:
         ValueError: a parameter out of range.
@@ -73,8 +101,8 @@ def gate_bursts(iq: np.ndarray, threshold_db: float = 6.0, smooth: int = 64, hol
     iq = np.asarray(iq)
     if len(iq) == 0:
         return []
-    power = np.convolve(np.abs(iq) ** 2, np.ones(smooth) / smooth, mode="same")
-    floor = noise_floor(power)
+    power = smoothed_power(iq, smooth)
+    floor = noise_floor(power, smooth=smooth) if floor is None else float(floor)
     above = power > floor * 10 ** (threshold_db / 10)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
     runs = list(zip(edges[::2], edges[1::2]))
@@ -88,37 +116,48 @@ def gate_bursts(iq: np.ndarray, threshold_db: float = 6.0, smooth: int = 64, hol
     for start, end in merged:
         if end - start >= min_length:
             snr = float(np.mean(power[start:end]) / floor)
-            bursts.append(Burst(start, end, 10 * math.log10(max(snr - 1.0, 1e-12))))
+            bursts.append(Burst(start, end, 10 * math.log10(max(snr - 1.0, 1e-12)), floor))
     return bursts
 
 
 def _spectrum(x: np.ndarray, n_fft: int) -> tuple[np.ndarray, np.ndarray]:
-    """Welch power spectrum of ``x``: (frequencies in [-0.5, 0.5), ascending; power)."""
+    """Welch power spectral density of ``x`` (sample rate 1: white noise of mean power ``P`` has density ``P``):
+    (frequencies in [-0.5, 0.5), ascending; density)."""
     nper = min(n_fft, len(x))
-    f, p = sps_signal.welch(x, fs=1.0, nperseg=nper, return_onesided=False, detrend=False, scaling="spectrum")
+    f, p = sps_signal.welch(x, fs=1.0, nperseg=nper, return_onesided=False, detrend=False, scaling="density")
     order = np.argsort(f)
     return f[order], p[order]
 
 
-def carrier_offset(x: np.ndarray, n_fft: int = 1024) -> float:
-    """The power-weighted mean frequency of ``x`` (cycles per sample)."""
+def carrier_offset(x: np.ndarray, n_fft: int = 1024, noise_power: float = 0.0) -> float:
+    """The power-weighted mean frequency of ``x`` (cycles per sample), the noise density ``noise_power`` taken
+    off every bin first (white noise weighs every frequency alike and pulls the estimate towards 0)."""
     f, p = _spectrum(np.asarray(x), n_fft)
+    p = np.maximum(p - noise_power, 0.0)
     return float(np.sum(f * p) / np.sum(p)) if np.sum(p) > 0 else 0.0
 
 
-def centre_carrier(x: np.ndarray, n_fft: int = 1024) -> tuple[np.ndarray, float]:
+def centre_carrier(x: np.ndarray, n_fft: int = 1024, noise_power: float = 0.0) -> tuple[np.ndarray, float]:
     """``x`` mixed so that its power-weighted mean frequency is at 0; returns (centred, the offset removed)."""
     x = np.asarray(x)
-    offset = carrier_offset(x, n_fft)
+    offset = carrier_offset(x, n_fft, noise_power)
     return (x * np.exp(-2j * np.pi * offset * np.arange(len(x)))).astype(np.complex64), offset
 
 
-def occupied_bandwidth(x: np.ndarray, share: float = 0.99, n_fft: int = 1024) -> float:
+def occupied_bandwidth(x: np.ndarray, share: float = 0.99, n_fft: int = 1024, noise_power: float = 0.0) -> float:
     """The narrowest band, around the power-weighted centre, that holds ``share`` of the power of ``x``
-    (cycles per sample, at most 1)."""
+    (cycles per sample, at most 1).
+
+    ``noise_power`` (mean power per sample of the noise under the signal, e.g. :attr:`Burst.noise_power`) is taken
+    off every bin first: white noise fills the whole band, and at 10 dB SNR its 10% of the power would make any
+    narrow signal look as wide as the capture.
+    """
     if not 0 < share < 1:
         raise ValueError(f"share must lie in (0, 1), got {share}")
+    if not (math.isfinite(noise_power) and noise_power >= 0):
+        raise ValueError(f"noise_power must be finite and >= 0, got {noise_power}")
     f, p = _spectrum(np.asarray(x), n_fft)
+    p = np.maximum(p - noise_power, 0.0)
     total = float(np.sum(p))
     if total <= 0:
         return 0.0
@@ -130,20 +169,147 @@ def occupied_bandwidth(x: np.ndarray, share: float = 0.99, n_fft: int = 1024) ->
     return float(min(1.0, 2 * dist[order][min(k, len(order) - 1)] + 1.0 / len(f)))
 
 
-def fit_band(x: np.ndarray, bandwidth: float, target_share: float, max_denominator: int = 64) -> tuple[np.ndarray,
-                                                                                                        float]:
+def rate_ratio(factor: float, max_term: int = 16) -> Fraction:
+    """A ratio ``up / down`` of small integers near ``factor`` (output / input samples): the smaller of the two at
+    most ``max_term``, so that the error is within about ``1 / (2 max_term)`` however far the factor is from 1
+    (a 433 MHz sensor at 2.4 Msamples/s is decimated by hundreds)."""
+    if not (math.isfinite(factor) and factor > 0):
+        raise ValueError(f"the rate factor must be finite and > 0, got {factor}")
+    best = Fraction(1)
+    for small in range(1, max_term + 1):
+        if factor < 1:
+            ratio = Fraction(small, max(1, round(small / factor)))
+        else:
+            ratio = Fraction(max(1, round(small * factor)), small)
+        if abs(float(ratio) / factor - 1) < abs(float(best) / factor - 1) - 1e-12:
+            best = ratio
+    return best
+
+
+def fit_band(x: np.ndarray, bandwidth: float, target_share: float, max_term: int = 16) -> tuple[np.ndarray, float]:
     """Resample centred ``x`` (occupied bandwidth ``bandwidth``, cycles per sample) so that it fills
     ``target_share`` of the output band; returns (resampled, the rate factor applied: output / input samples).
 
-    The factor is a ratio of small integers (polyphase resampling); a signal already at the share is returned as is.
+    The factor is a ratio of integers (:func:`rate_ratio`, polyphase resampling); a signal already at the share is
+    returned as is.
     """
     if not (0 < target_share <= 1) or not (0 < bandwidth <= 1):
         raise ValueError(f"need bandwidth and target_share in (0, 1], got {bandwidth}, {target_share}")
-    factor = bandwidth / target_share
-    ratio = Fraction(factor).limit_denominator(max_denominator)
-    if ratio.numerator == 0:
-        ratio = Fraction(1, max_denominator)
+    ratio = rate_ratio(bandwidth / target_share, max_term)
     if ratio == 1:
         return np.asarray(x, dtype=np.complex64), 1.0
     y = sps_signal.resample_poly(np.asarray(x), ratio.numerator, ratio.denominator)
     return y.astype(np.complex64), float(ratio)
+
+
+# Powers whose spectral line gives a burst's residual carrier: BPSK shows one at 2, QPSK and QAM at 4, 8PSK at 8.
+LINE_POWERS = (2, 4, 8)
+LINE_RATIO = 30.0  # a line this far over the power's spectrum around it counts (noise alone: rarely over 10)
+
+
+def fine_carrier(frames: np.ndarray, powers: tuple[int, ...] = LINE_POWERS, min_ratio: float = LINE_RATIO,
+                 pad: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``[k, L]`` with the residual carrier of each removed where its ``m``-th power shows a spectral line
+    (the lowest ``m`` of ``powers`` whose line is ``min_ratio`` over the spectrum around it): the power-weighted
+    centring leaves
+    an offset that, once a narrow burst is decimated to the band share, turns a PSK constellation tens of times
+    over a frame. Returns (frames, offsets ``[k]`` in cycles per sample, 0 where no line was found)."""
+    frames = np.asarray(frames, dtype=np.complex64)
+    if frames.ndim != 2:
+        raise ValueError(f"fine_carrier needs frames [k, L], got shape {frames.shape}")
+    k, n = frames.shape
+    scale = np.sqrt(np.mean(np.abs(frames) ** 2, axis=1, keepdims=True))
+    z = frames.astype(np.complex128) / np.where(scale > 0, scale, 1.0)
+    offsets, found = np.zeros(k), np.zeros(k, dtype=bool)
+    freqs = np.fft.fftfreq(n * pad)
+    near = np.r_[-16 * pad:-2 * pad, 2 * pad + 1:16 * pad + 1]  # around a peak, less the peak's own bins
+    for m in powers:
+        spec = np.abs(np.fft.fft(z ** m, n * pad, axis=1)) ** 2
+        peak = np.argmax(spec, axis=1)
+        # A line stands over the spectrum just around it (the powers of a band-limited signal are not white).
+        local = np.median(np.take_along_axis(spec, (peak[:, None] + near[None, :]) % (n * pad), axis=1), axis=1)
+        ratio = spec[np.arange(k), peak] / np.maximum(local, np.finfo(np.float64).tiny)
+        take = ~found & (ratio > min_ratio)
+        offsets[take] = freqs[peak[take]] / m
+        found |= take
+    rotation = np.exp(-2j * np.pi * offsets[:, None] * np.arange(n)[None, :])
+    return (frames * rotation).astype(np.complex64), offsets
+
+
+# The share of the band a burst is fitted to before the networks trained on fitted bursts see it.
+BAND_SHARE = 0.5
+# A burst narrower than this (cycles per sample) is fitted as if it were this wide (a carrier alone has no width).
+MIN_BANDWIDTH = 1e-3
+
+
+def burst_frames(x: np.ndarray, frame_len: int, max_frames: int, share: float = BAND_SHARE,
+                 noise_power: float = 0.0) -> np.ndarray:
+    """The frames a network sees of one burst ``x``: carrier centred (power-weighted, over the noise), occupied
+    band (99% of the power over the noise) fitted to ``share`` of the band, up to ``max_frames`` frames of
+    ``frame_len`` samples spread evenly over it (a burst shorter than one frame is padded with zeros), each with
+    its residual carrier removed where a power of it shows one (:func:`fine_carrier`). Returns
+    ``[k, frame_len]`` complex64, k >= 1.
+    """
+    if frame_len < 1 or max_frames < 1:
+        raise ValueError(f"need frame_len >= 1 and max_frames >= 1, got {frame_len}, {max_frames}")
+    centred, _ = centre_carrier(np.asarray(x, dtype=np.complex64), noise_power=noise_power)
+    bandwidth = occupied_bandwidth(centred, noise_power=noise_power) if len(centred) >= 64 else 0.0
+    fitted = fit_band(centred, min(1.0, max(bandwidth, MIN_BANDWIDTH)), share)[0] if bandwidth > 0 else centred
+    if len(fitted) < frame_len:
+        fitted = np.concatenate([fitted, np.zeros(frame_len - len(fitted), np.complex64)])
+    k = min(max_frames, len(fitted) // frame_len)
+    starts = np.linspace(0, len(fitted) - frame_len, k).astype(int)
+    return fine_carrier(np.stack([fitted[s:s + frame_len] for s in starts]))[0]
+
+
+@dataclass
+class SegmentFrames:
+    """What :class:`StreamFrontEnd` makes of one stretch of a stream: its bursts (samples relative to the
+    stretch), their frames ``[k, frame_len]`` and the burst each frame belongs to (``owner [k]``)."""
+
+    bursts: list[Burst]
+    frames: np.ndarray
+    owner: np.ndarray
+
+
+class StreamFrontEnd:
+    """The front end over a stream taken a stretch at a time (a block's input): bursts gated over a noise floor
+    tracked as the lowest of the last ``memory`` stretches' floors (so a stretch that is all signal is not its own
+    floor), each burst through :func:`burst_frames` (``max_frames`` frames at most, fitted to ``share``).
+
+    With ``gate`` False each stretch is one burst (for a band that is never quiet, e.g. a broadcast).
+    A burst that crosses the end of a stretch is cut there; its parts are decided apart.
+    """
+
+    def __init__(self, frame_len: int, share: float = BAND_SHARE, max_frames: int = 4, threshold_db: float = 6.0,
+                 hold: int = 1024, memory: int = 32, gate: bool = True) -> None:
+        if memory < 1:
+            raise ValueError(f"memory must be >= 1 stretch, got {memory}")
+        self.frame_len, self.share, self.max_frames = int(frame_len), float(share), int(max_frames)
+        self.threshold_db, self.hold, self.gate = float(threshold_db), int(hold), bool(gate)
+        self._floors: list[float] = []
+        self.memory = int(memory)
+
+    def floor(self, x: np.ndarray) -> float:
+        """Take the floor of stretch ``x`` into the memory; returns the tracked floor."""
+        self._floors = (self._floors + [noise_floor(smoothed_power(x))])[-self.memory:]
+        return min(self._floors)
+
+    def segment(self, x: np.ndarray) -> SegmentFrames:
+        x = np.asarray(x, dtype=np.complex64)
+        if len(x) == 0:
+            return SegmentFrames([], np.zeros((0, self.frame_len), np.complex64), np.zeros(0, np.int64))
+        floor = self.floor(x)
+        if self.gate:
+            bursts = gate_bursts(x, self.threshold_db, hold=self.hold, min_length=self.frame_len // 4, floor=floor)
+        else:
+            snr = float(np.mean(np.abs(x) ** 2)) / floor - 1.0
+            bursts = [Burst(0, len(x), 10 * math.log10(max(snr, 1e-12)), floor)]
+        parts, owner = [], []
+        dc = x.mean()
+        for i, b in enumerate(bursts):
+            frames = burst_frames(x[b.start:b.end] - dc, self.frame_len, self.max_frames, self.share, floor)
+            parts.append(frames)
+            owner += [i] * len(frames)
+        frames = np.concatenate(parts) if parts else np.zeros((0, self.frame_len), np.complex64)
+        return SegmentFrames(bursts, frames, np.asarray(owner, dtype=np.int64))

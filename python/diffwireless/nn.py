@@ -279,14 +279,22 @@ class IQResNet1d(nn.Module):
     two 3-tap convolutions with batch
     norm, each halving the length, then global average and max pooling over time and a linear layer. ``t`` and
     ``cond`` are ignored (the engine's :class:`~diffwireless.diffusion.samplers.ForwardPass` calls it so).
+
+    With ``open_set`` the network also holds the Gaussian model of its pooled features (a mean per class
+    ``[num_classes, F]`` and one shared precision ``[F, F]``, ``F = 2 * widths[-1]``; filled after training) and
+    :meth:`open_set_scores` gives the logits and the Mahalanobis distance to the nearest class: large for inputs
+    unlike every training class.
     """
 
     def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int,
-                 widths: tuple[int, ...] | list[int] = (24, 32, 48, 64), stem_stride: int = 4) -> None:
+                 widths: tuple[int, ...] | list[int] = (24, 32, 48, 64), stem_stride: int = 4,
+                 open_set: bool = False) -> None:
         super().__init__()
         self.item_shape = tuple(int(s) for s in item_shape)
         self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "widths": list(widths),
                        "stem_stride": stem_stride}
+        if open_set:  # only then, so that the settings of models saved before it stay valid
+            self.config["open_set"] = True
         self.stem = nn.Sequential(nn.Conv1d(2, widths[0], 2 * stem_stride - 1, stride=stem_stride,
                                             padding=stem_stride - 1), nn.BatchNorm1d(widths[0]), nn.ReLU())
         stages, c = [], widths[0]
@@ -295,10 +303,34 @@ class IQResNet1d(nn.Module):
             c = w
         self.stages = nn.Sequential(*stages)
         self.head = nn.Linear(2 * c, num_classes)
+        self.open_set = bool(open_set)
+        if open_set:
+            self.register_buffer("class_means", torch.zeros(num_classes, 2 * c))
+            self.register_buffer("feature_precision", torch.eye(2 * c))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``[B, F]`` of frames ``x [B, 2, L]`` (what the linear head sees)."""
+        h = self.stages(self.stem(x))
+        return torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.stages(self.stem(x))
-        return self.head(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+        return self.head(self.features(x))
+
+    def open_set_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, num_classes + 1]``: the logits, then the squared Mahalanobis distance of the features to the
+        nearest class mean under the shared precision.
+
+        Raises:
+            RuntimeError: the network was built without ``open_set``.
+        """
+        if not self.open_set:
+            raise RuntimeError("this iq_resnet1d holds no feature model (built without open_set)")
+        f = self.features(x).float()
+        means, precision = self.class_means.float(), self.feature_precision.float()
+        fp = f @ precision
+        dist = (fp * f).sum(dim=1, keepdim=True) - 2 * fp @ means.T + ((means @ precision) * means).sum(dim=1)[None]
+        logits = self.head(f.to(self.head.weight.dtype)).float()
+        return torch.cat([logits, dist.amin(dim=1, keepdim=True)], dim=1)
 
 
 class _UNetBlock1d(nn.Module):

@@ -4,11 +4,12 @@ from diffwireless.diffusion.samplers import (
     DDIMSampler,
     DDPMSampler,
     ForwardPass,
+    OpenSetPass,
     Sampler,
     StopRequested,
     ddim_timesteps,
 )
 from diffwireless.diffusion.schedule import NoiseSchedule
 
-__all__ = ["DDIMSampler", "DDPMSampler", "ForwardPass", "NoiseSchedule", "Sampler", "StopRequested",
+__all__ = ["DDIMSampler", "DDPMSampler", "ForwardPass", "NoiseSchedule", "OpenSetPass", "Sampler", "StopRequested",
            "ddim_timesteps"]

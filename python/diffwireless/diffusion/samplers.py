@@ -8,6 +8,7 @@ of the forward process defined by a :class:`~diffwireless.diffusion.schedule.Noi
   draws the DDPM posterior noise.
 - :class:`DDPMSampler`: Ho et al.'s ancestral sampler through every step from the start step down.
 - :class:`ForwardPass`: one network call, for networks that are not denoisers (classifiers, autoencoders).
+- :class:`OpenSetPass`: a classifier's logits and its novelty score in one call.
 
 With ``guidance_scale`` ``w != 1`` (DDIM only) the noise estimate is classifier-free guided (Ho & Salimans):
 ``eps_u + w * (eps_c - eps_u)``, where ``eps_u`` is the network's output for ``network.unconditional(cond)``; both
@@ -236,3 +237,28 @@ class ForwardPass:
             should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
         return network(x, None, cond)
 
+
+
+@runtime_checkable
+class OpenSetNetwork(Protocol):
+    """A classifier that also scores how unlike its training classes an input is."""
+
+    def open_set_scores(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class OpenSetPass:
+    """One call of a classifier's ``open_set_scores(x)``: ``[B, classes + 1]`` (logits, then a novelty score)."""
+
+    def nfe(self, schedule: NoiseSchedule | None = None) -> int:
+        return 1
+
+    def cond_width(self, model: Any) -> int:
+        return model_cond_width(model)
+
+    def run(self, network: OpenSetNetwork, schedule: NoiseSchedule | None, x: torch.Tensor,
+            cond: torch.Tensor | None = None, generator: Noise = None,
+            should_stop: Callable[[], bool] | None = None) -> torch.Tensor:
+        if not isinstance(network, OpenSetNetwork):
+            raise TypeError(f"{type(network).__name__} has no open_set_scores; the model is not an open-set classifier")
+        return network.open_set_scores(x)

@@ -22,18 +22,24 @@ AUGMENTATIONS = ("none", "rotation", "classical")
 
 def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATIONS, name: str = "modclass",
                    classes: tuple[str, ...] = CLASSES, augment: str = "rotation",
-                   synthetic: ModulationDataset | None = None) -> tuple[DiffusionModel, dict]:
+                   synthetic: ModulationDataset | None = None, open_set: bool = False,
+                   widths: tuple[int, ...] | None = None) -> tuple[DiffusionModel, dict]:
     """Train a classifier on ``ds`` (plus ``synthetic`` frames, drawn like real ones); returns the model (card not
     yet filled) and the training record.
 
     ``augment``: ``none``; ``rotation`` (a uniform carrier phase per frame and batch, the shipped recipe); or
     ``classical`` (:func:`~diffwireless.augmentation.classical_augment`). Adam with a cosine schedule, cross-entropy.
+    With ``open_set`` the network holds a feature model, fitted here on the training frames
+    (:func:`fit_feature_model`). ``widths``: the network's stage widths (default: ``iq_resnet1d``'s).
     """
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = build_model(name, ARCH, {"item_shape": [2, ds.frame_len], "num_classes": len(classes)}, None,
+    config = {"item_shape": [2, ds.frame_len], "num_classes": len(classes)}
+    if widths is not None:
+        config["widths"] = list(widths)
+    model = build_model(name, ARCH, {**config, "open_set": True} if open_set else config, None,
                         card={"classes": list(classes)})
     net = model.network.train()
     parts = [ds] if synthetic is None else [ds, synthetic]
@@ -51,6 +57,8 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
             xb = classical_augment(xb, gen)
         losses.append(optimizer_step(opt, sched, torch.nn.functional.cross_entropy(net(xb), y[idx])))
     net.eval()
+    if open_set:
+        fit_feature_model(net, x, y)
     loss_note = {"none": "cross-entropy", "rotation": "cross-entropy; random carrier phase per frame",
                  "classical": "cross-entropy; classical augmentation per frame (phase, flip, shift, CFO, noise)"}
     return model, {"seed": seed, "iterations": iterations, "batch": BATCH, "optimizer": f"Adam lr {LR}, cosine",
@@ -58,3 +66,32 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
                    "synthetic_frames": 0 if synthetic is None else len(synthetic.frames),
                    "final_loss_mean_last_100": float(np.mean(losses[-100:])),
                    "seconds_on_cpu": round(time.time() - t0, 1)}
+
+
+def pooled_features(net: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """Features ``[N, F]`` of items ``x [N, 2, L]`` by ``net.features`` in batches (no gradients)."""
+    with torch.inference_mode():
+        return torch.cat([net.features(x[i:i + batch]) for i in range(0, len(x), batch)]).float()
+
+
+def fit_feature_model(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, shrinkage: float = 1e-3) -> None:
+    """Fill an open-set ``iq_resnet1d``'s feature model from items ``x [N, 2, L]`` with class indices ``y [N]``:
+    the mean of each class's features and the precision of the covariance shared by all classes (Lee et al.'s
+    Mahalanobis detector, NeurIPS 2018), shrunk towards its mean variance by ``shrinkage`` so that it inverts."""
+    feats = pooled_features(net, x).double()
+    classes = net.class_means.shape[0]
+    means = torch.stack([feats[y == c].mean(dim=0) if bool((y == c).any()) else torch.zeros(feats.shape[1],
+                         dtype=feats.dtype) for c in range(classes)])
+    centred = feats - means[y]
+    cov = centred.T @ centred / max(1, len(feats) - classes)
+    cov = (1 - shrinkage) * cov + shrinkage * torch.trace(cov) / len(cov) * torch.eye(len(cov), dtype=cov.dtype)
+    net.class_means.copy_(means.float())
+    net.feature_precision.copy_(torch.linalg.inv(cov).float())
+
+
+def novelty_threshold(known_scores: np.ndarray, keep: float = 0.95) -> float:
+    """The novelty threshold that keeps ``keep`` of the known frames (their scores ``[N]``) as known."""
+    scores = np.asarray(known_scores, dtype=np.float64)
+    if scores.size == 0 or not 0 < keep < 1:
+        raise ValueError(f"need scores and keep in (0, 1), got {scores.size} scores and {keep}")
+    return float(np.quantile(scores, keep))

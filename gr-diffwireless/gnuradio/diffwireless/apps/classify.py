@@ -1,11 +1,12 @@
 """``dw-classify``: the modulation family of the bursts of recordings, through the classifier's front end.
 
-    dw-classify RECORDING... [--model modclass_resnet] [--seconds 2] [--json OUT]
+    dw-classify RECORDING... [--model modclass_radio] [--seconds 2] [--json OUT]
 
-Per recording: the bursts found (energy over the noise floor), each one's decision and confidence, and the
-recording's majority family (OOK/ASK, FSK, PSK/QAM, OFDM, analog) with its share of the bursts. Each burst has its
-DC removed, its carrier centred, and its occupied band fitted to each share of the band the network was trained on;
-the most confident decision is kept.
+Per recording: the bursts found (energy over the noise floor), each one's decision (``unknown`` for a signal
+unlike every class the model knows) and confidence, and the recording's majority family (OOK/ASK, FSK, PSK/QAM,
+OFDM, analog, or unknown) with its share of the bursts. Each burst has its DC removed, its carrier centred, and
+its occupied band fitted to the share of the band the network was trained on (for models trained on fixed
+frames: to each share their frames fill, keeping the most confident decision).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def classify_recording(path: str, classifier: ModulationClassifier, engine, seco
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dw-classify", description=__doc__.split("\n\n")[0])
     parser.add_argument("recordings", nargs="+", help="SigMF recordings")
-    parser.add_argument("--model", default="modclass_resnet", help="classifier (default modclass_resnet)")
+    parser.add_argument("--model", default="modclass_radio", help="classifier (default modclass_radio)")
     parser.add_argument("--seconds", type=float, default=None, help="classify only the first SECONDS of each")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)

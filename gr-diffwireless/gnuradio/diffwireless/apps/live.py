@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     blocks_group.add_argument("--anomaly-model", default="anomaly_band")
     blocks_group.add_argument("--pfa", type=float, default=0.01)
     blocks_group.add_argument("--hold", type=int, default=8)
-    blocks_group.add_argument("--classifier-model", default="modclass_resnet")
+    blocks_group.add_argument("--classifier-model", default="modclass_radio")
     blocks_group.add_argument("--min-confidence", type=float, default=0.5)
     blocks_group.add_argument("--constellation", default="qpsk")
     blocks_group.add_argument("--snr-db", type=float, default=15.0)

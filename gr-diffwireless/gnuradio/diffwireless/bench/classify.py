@@ -1,0 +1,261 @@
+"""``dw-bench classify``: the modulation classifiers on fresh synthetic bursts, on classes held out of training,
+on real recordings, and the block's speed with its front end.
+
+- **Synthetic** (fresh seed :data:`TEST_SEED`): bursts of :mod:`gnuradio.diffwireless.recipes.radio_sources`
+  through the front end; accuracy per SNR (Wilson 95%) of ``modclass_radio`` (12 classes) and its family accuracy
+  beside the shipped ``modclass_resnet`` (trained on fixed frames; it knows no ``2fsk``, so it is compared by
+  family).
+- **Open set**: a classifier trained like ``modclass_radio`` without 8PSK and WBFM; AUROC (Hanley-McNeil 95%)
+  known-vs-held-out of each candidate novelty score on the test frames at SNR >= 0 dB: the Mahalanobis distance
+  of the features (the default), the energy score (``-logsumexp`` of the logits), one minus the maximum softmax;
+  beside them the supervised reference: ``modclass_radio``, which has seen the two classes, scoring by its
+  probability of them (a bound no score without examples of the unknown is expected to reach).
+- **Real**: the recordings of known family under ``$DW_CAPTURES`` (default ``../shared/captures``): ``ism-433/*``,
+  ``urh/*``, ``wifi-ofdm/conducted_*``; per recording and model the majority family and its share of the bursts
+  (``dw-classify``'s path), and over all of them the share of frames decided wrong with confidence over 0.9.
+- **Speed**: samples/s of ``vector_source -> modulation_classifier -> null_sink`` with the front end (bursts and
+  continuous), on a capture of bursts and on one of continuous signal, against an RTL-SDR's 2.4 Msamples/s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from gnuradio import gr
+
+from diffwireless.anomaly import roc_auc
+from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, wilson_interval
+from diffwireless.classifier import FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, frame_items, softmax
+from diffwireless.engine import acquire_engine, device_name, release_engine
+from diffwireless.modulation_data import ModulationDataset
+from diffwireless.progress import track
+from diffwireless.recipes.modulation_classifier import fit_classifier
+from diffwireless.recording import open_recording
+
+from gnuradio.diffwireless.bench.flowgraph import block_rates
+from gnuradio.diffwireless.modulation_classifier import modulation_classifier
+from gnuradio.diffwireless.recipes.radio_sources import RADIO_CLASSES, clean_burst, received, synthesize_radio
+
+NEW, OLD = "modclass_radio", "modclass_resnet"
+TEST_SEED, HELD_OUT_SEED = 101, 100
+HELD_OUT = ("8psk", "wbfm")
+SNRS_DB = tuple(float(s) for s in range(-10, 31, 4))
+RTL_SDR_RATE = 2.4e6
+CONFIDENT = 0.9
+# Recordings of known family: (folder, file pattern, family), the family by what the transmitters send.
+REAL_SETS = (("ism-433", "*.sigmf-meta", "OOK/ASK"), ("urh", "*.sigmf-meta", "FSK"),
+             ("wifi-ofdm", "conducted_*.sigmf-meta", "OFDM"))
+REAL_FAMILY = {"danfoss_dfile001": "FSK", "enocean": "OOK/ASK"}  # exceptions within their folders
+
+
+def settings(quick: bool) -> dict:
+    if quick:
+        return {"test_bursts": 3, "held_out_bursts": 4, "held_out_iterations": 600, "real_seconds": 0.5,
+                "speed_seconds": 0.25}
+    return {"test_bursts": 16, "held_out_bursts": 32, "held_out_iterations": 3000, "real_seconds": 2.0,
+            "speed_seconds": 1.0}
+
+
+def captures_dir() -> Path:
+    env = os.environ.get("DW_CAPTURES")
+    return Path(env) if env else Path(__file__).resolve().parents[4].parent / "shared" / "captures"
+
+
+def real_recordings() -> list[tuple[Path, str]]:
+    """(meta path, true family) of every recording of the set that is present."""
+    root = captures_dir()
+    out = []
+    for folder, pattern, family in REAL_SETS:
+        for meta in sorted((root / folder).glob(pattern)):
+            name = meta.name.split(".sigmf")[0]
+            out.append((meta, REAL_FAMILY.get(name, family)))
+    return out
+
+
+def outputs(model, ds: ModulationDataset, open_set: bool) -> np.ndarray:
+    """The network's output for every frame (open set: logits and novelty), in batches, no engine."""
+    import torch
+
+    x = torch.from_numpy(frame_items(ds.frames))
+    net = model.network
+    call = net.open_set_scores if open_set else net
+    with torch.inference_mode():
+        return torch.cat([call(x[i:i + 512]) for i in range(0, len(x), 512)]).float().numpy()
+
+
+def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
+    rows = []
+    for name in (NEW, OLD):
+        clf = ModulationClassifier(name)
+        decided = clf.decide(outputs(clf.model, test, clf.novelty_threshold is not None))
+        labels = np.array([clf.classes[i] for i in decided.index])
+        family_hit = np.array([FAMILIES[a] == FAMILIES[b] for a, b in zip(labels, test.labels)])
+        class_hit = labels == test.labels
+        metrics = [("family_accuracy", family_hit)] + ([("accuracy", class_hit)] if name == NEW else [])
+        for metric, hit in metrics:
+            for snr in SNRS_DB:
+                m = test.snr_db == snr
+                rows.append(BenchRow(name, f"synthetic bursts snr_db={snr:g}", metric, float(hit[m].mean()),
+                                     *wilson_interval(int(hit[m].sum()), int(m.sum())), nfe=1,
+                                     extra={"snr_db": snr, "frames": int(m.sum())}))
+            m = test.snr_db >= 0
+            rows.append(BenchRow(name, "synthetic bursts, mean over snr_db >= 0", metric,
+                                 float(np.mean([hit[test.snr_db == s].mean() for s in SNRS_DB if s >= 0])),
+                                 *wilson_interval(int(hit[m].sum()), int(m.sum())), nfe=1,
+                                 extra={"frames": int(m.sum()), "interval": "Wilson over the pooled frames"}))
+        if name == NEW:
+            m = test.snr_db >= 0
+            u = decided.unknown[m]
+            rows.append(BenchRow(name, "synthetic bursts of known classes, snr_db >= 0", "unknown_share",
+                                 float(u.mean()), *wilson_interval(int(u.sum()), len(u)), nfe=1))
+    return rows
+
+
+def open_set_rows(test: ModulationDataset, cfg: dict, seed: int) -> list[BenchRow]:
+    known_classes = tuple(c for c in RADIO_CLASSES if c not in HELD_OUT)
+    train = synthesize_radio(cfg["held_out_bursts"], tuple(float(s) for s in range(-10, 31, 2)), seed,
+                             known_classes)
+    model, record = fit_classifier(train, seed, iterations=cfg["held_out_iterations"], name="modclass_held_out",
+                                   classes=known_classes, augment="rotation", open_set=True)
+    high = test.snr_db >= 0
+    held = np.isin(test.labels, HELD_OUT)
+    out = outputs(model, test, open_set=True)
+    logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
+    peak = logits.max(axis=1, keepdims=True)
+    energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
+    scores = {"mahalanobis": distance, "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1)}
+    full = ModulationClassifier(NEW)
+    p_full = softmax(outputs(full.model, test, open_set=True)[:, :-1])
+    scores["supervised reference (modclass_radio, P(8psk)+P(wbfm))"] = p_full[
+        :, [full.classes.index(c) for c in HELD_OUT]].sum(axis=1)
+    rows = []
+    for name, score in scores.items():
+        neg, pos = score[high & ~held], score[high & held]
+        auc = roc_auc(neg, pos)
+        rows.append(BenchRow(name, f"known {len(known_classes)} classes vs held-out {'+'.join(HELD_OUT)}, "
+                             "snr_db >= 0", "auroc", auc, *hanley_mcneil(auc, len(neg), len(pos)), nfe=1,
+                             extra={"known_frames": int(len(neg)), "unknown_frames": int(len(pos)),
+                                    "training": record, "default": name == "mahalanobis"}))
+    return rows
+
+
+def real_rows(cfg: dict, engine) -> list[BenchRow]:
+    rows = []
+    recordings = real_recordings()
+    for name in (NEW, OLD):
+        clf = ModulationClassifier(name)
+        right, wrong_confident, frames = 0, 0, 0
+        for meta, family in track(recordings, f"classify: real ({name})"):
+            with open_recording(meta) as rec:
+                n = min(rec.num_samples, int(cfg["real_seconds"] * (rec.sample_rate or 1e6)))
+                iq = rec.read(0, n)
+            decisions = classify_capture(iq, clf, engine)
+            fams = [d.family for d in decisions]
+            top = max(set(fams), key=fams.count) if fams else "none"
+            share = fams.count(top) / len(fams) if fams else 0.0
+            right += top == family
+            frames += sum(d.frames for d in decisions)
+            wrong_confident += sum(d.frames for d in decisions
+                                   if d.family not in (family, UNKNOWN) and d.confidence > CONFIDENT)
+            rows.append(BenchRow(name, f"real {meta.parent.name}/{meta.name.split('.sigmf')[0]}",
+                                 "majority_family_share", share, share, share,
+                                 extra={"family": top, "true_family": family, "right": top == family,
+                                        "bursts": len(decisions), "seconds": cfg["real_seconds"],
+                                        "labels": {lab: [d.label for d in decisions].count(lab)
+                                                   for lab in sorted({d.label for d in decisions})}}))
+        k = len(recordings)
+        if k:
+            rows.append(BenchRow(name, f"real recordings ({k})", "right_family_share", right / k,
+                                 *wilson_interval(right, k), extra={"right": right, "recordings": k}))
+            rows.append(BenchRow(name, f"real recordings ({k}), frames of all bursts",
+                                 f"wrong_with_confidence_over_{CONFIDENT:g}", wrong_confident / max(frames, 1),
+                                 *wilson_interval(wrong_confident, max(frames, 1)),
+                                 extra={"wrong_confident_frames": wrong_confident, "frames": frames}))
+    return rows
+
+
+def speed_capture(kind: str, seconds: float, seed: int = 7) -> np.ndarray:
+    """``seconds`` at 2.4 Msamples/s: ``bursts`` (OOK, FSK and OFDM bursts in noise, 30% of the time on) or
+    ``continuous`` (one OFDM signal throughout)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RTL_SDR_RATE)
+    parts, total = [], 0
+    while total < n:
+        if kind == "continuous":
+            x, _ = received(clean_burst("ofdm", 2048, rng), 20.0, rng)
+        else:
+            label = ("ook", "2fsk", "ofdm", "qpsk")[len(parts) % 4]
+            burst, _ = received(clean_burst(label, 256, rng), 20.0, rng)
+            x = np.concatenate([burst, 0.1 * (rng.standard_normal(2 * len(burst)) + 0j)]).astype(np.complex64)
+        parts.append(x)
+        total += len(x)
+    return np.concatenate(parts)[:n].astype(np.complex64)
+
+
+def speed_rows(cfg: dict, device: str) -> list[BenchRow]:
+    rows = []
+    for kind, front_end in (("bursts", "bursts"), ("continuous", "continuous"), ("continuous", "bursts")):
+        x = speed_capture(kind, cfg["speed_seconds"])
+        rates = block_rates(lambda: modulation_classifier(NEW, engine="cpu" if device == "cpu" else "auto",
+                                                          front_end=front_end), x, gr.sizeof_int, len(x))
+        rows.append(BenchRow(NEW, f"front_end={front_end}, {kind} capture", "samples_per_s",
+                             float(np.median(rates)), float(min(rates)), float(max(rates)), nfe=1, device=device,
+                             extra={"samples": len(x), "runs": 3, "interval": "min..max of 3 runs",
+                                    "rtl_sdr_rate": RTL_SDR_RATE}))
+    return rows
+
+
+def run(quick: bool = False) -> list[BenchRow]:
+    cfg = settings(quick)
+    test = synthesize_radio(cfg["test_bursts"], SNRS_DB, TEST_SEED)
+    rows = synthetic_rows(test)
+    rows += open_set_rows(test, cfg, HELD_OUT_SEED)
+    engine = acquire_engine("auto", holder="dw-bench classify")
+    device = device_name(engine.device)
+    try:
+        rows += real_rows(cfg, engine)
+    finally:
+        release_engine(engine, "dw-bench classify")
+    rows += speed_rows(cfg, device)
+    return rows
+
+
+def plot(rows: list[BenchRow], path) -> None:
+    plt = headless_pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for method, metric, style in ((NEW, "accuracy", "o-"), (NEW, "family_accuracy", "s--"),
+                                  (OLD, "family_accuracy", "x:")):
+        pts = sorted((r.extra["snr_db"], r.value, r.ci_low, r.ci_high) for r in rows
+                     if r.method == method and r.metric == metric and "snr_db" in r.extra)
+        if pts:
+            s, v, lo, hi = (np.array(p) for p in zip(*pts))
+            ax.plot(s, v, style, ms=3, lw=1, label=f"{method} {metric.replace('_', ' ')}")
+            ax.fill_between(s, lo, hi, alpha=0.12)
+    ax.set_xlabel("burst SNR over the captured band (dB)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Fresh synthetic bursts through the front end", fontsize=9)
+    real = [r for r in rows if r.metric == "majority_family_share"]
+    names = sorted({r.setting.removeprefix("real ") for r in real})
+    for k, (method, colour) in enumerate(((NEW, "tab:blue"), (OLD, "tab:gray"))):
+        for i, name in enumerate(names):
+            r = next((r for r in real if r.method == method and r.setting == f"real {name}"), None)
+            if r is None:
+                continue
+            ok = r.extra["right"]
+            ax2.barh(i + 0.4 * k, r.value if ok else -r.value, 0.38, color=colour if ok else "tab:red",
+                     label=None)
+            ax2.text(0.02 if ok else -0.02, i + 0.4 * k, f"{method}: {r.extra['family']}", va="center",
+                     ha="left" if ok else "right", fontsize=6)
+    ax2.set_yticks(np.arange(len(names)) + 0.2, [n.split("/")[-1][:28] for n in names], fontsize=6)
+    ax2.axvline(0, color="k", lw=0.5)
+    ax2.set_xlim(-1.05, 1.05)
+    ax2.set_xlabel("share of bursts in the majority family (right of 0: the true family; red: wrong)")
+    ax2.set_title("Real recordings", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,85 @@
+"""The open-set classifier: the feature model (class means, shared precision) fitted after training, the
+Mahalanobis novelty through the engine, and 'unknown' decisions from the card's threshold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffwireless.classifier import UNKNOWN, ModulationClassifier, frame_items
+from diffwireless.diffusion.samplers import OpenSetPass
+from diffwireless.engine import DenoiseEngine, Job
+from diffwireless.models import build_model, load_model, save_model
+from diffwireless.nn import IQResNet1d
+from diffwireless.recipes.modulation_classifier import fit_feature_model, novelty_threshold, pooled_features
+
+CLASSES = ("tone", "noise")
+
+
+def frames(kind: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    t = np.arange(256)
+    if kind == "tone":
+        f = rng.uniform(0.01, 0.05, (n, 1))
+        return np.exp(2j * np.pi * f * t + 2j * np.pi * rng.uniform(size=(n, 1))).astype(np.complex64)
+    if kind == "noise":
+        return (rng.standard_normal((n, 256)) + 1j * rng.standard_normal((n, 256))).astype(np.complex64)
+    x = np.zeros((n, 256), np.complex64)  # "pulse": unlike both
+    x[:, ::32] = 1.0
+    return x
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    m = build_model("toy_open_set", "iq_resnet1d", {"item_shape": [2, 256], "num_classes": 2, "widths": [8, 8],
+                                                    "open_set": True}, None, card={"classes": list(CLASSES)})
+    m.network.eval()
+    x = torch.from_numpy(frame_items(np.concatenate([frames("tone", 64, rng), frames("noise", 64, rng)])))
+    fit_feature_model(m.network, x, torch.tensor([0] * 64 + [1] * 64))
+    known = m.network.open_set_scores(x)[:, -1].detach().numpy()
+    m.card = {"classes": list(CLASSES), "open_set": {"threshold": novelty_threshold(known, 0.95)}}
+    return m
+
+
+def test_novelty_is_the_mahalanobis_distance_to_the_nearest_class(model):
+    net = model.network
+    x = torch.from_numpy(frame_items(frames("pulse", 3, np.random.default_rng(1))))
+    out = net.open_set_scores(x).detach().double()
+    f = pooled_features(net, x).double()
+    mu, prec = net.class_means.double(), net.feature_precision.double()
+    ref = torch.stack([torch.einsum("bi,ij,bj->b", f - m, prec, f - m) for m in mu], dim=1).amin(dim=1)
+    torch.testing.assert_close(out[:, -1], ref, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(out[:, :-1], net(x).double(), rtol=1e-5, atol=1e-5)  # the logits unchanged
+    with pytest.raises(RuntimeError, match="open_set"):
+        IQResNet1d([2, 256], 2, widths=[8, 8]).open_set_scores(x)
+
+
+def test_inputs_unlike_every_class_are_unknown_through_the_engine(model, tmp_path):
+    rng = np.random.default_rng(2)
+    save_model(model, tmp_path / "toy", model.card)
+    clf = ModulationClassifier(load_model(tmp_path / "toy"))  # the feature model survives the file
+    assert isinstance(clf.sampler, OpenSetPass) and clf.novelty_threshold == pytest.approx(
+        model.card["open_set"]["threshold"])
+    engine = DenoiseEngine("cpu").start()
+    try:
+        known = clf.classify(np.concatenate([frames("tone", 20, rng), frames("noise", 20, rng)]), engine)
+        odd = clf.classify(frames("pulse", 20, rng), engine)
+        raw = engine.submit(Job(clf.model, frame_items(frames("pulse", 4, rng)), OpenSetPass())).result()
+    finally:
+        engine.stop()
+    assert raw.shape == (4, 3)
+    assert np.mean(known.unknown) <= 0.2 and np.all(odd.unknown)
+    assert set(odd.labels()) == {UNKNOWN} and np.all(odd.novelty > np.median(known.novelty))
+    assert [lab for lab, u in zip(known.labels(), known.unknown) if not u] == [
+        CLASSES[i] for i, u in zip(known.index, known.unknown) if not u]
+
+
+def test_a_model_without_a_threshold_decides_closed_set():
+    clf = ModulationClassifier("modclass_resnet")
+    assert clf.novelty_threshold is None and clf.band_share is None
+    out = clf.decide(np.array([[0.0] * 10 + [5.0]]))
+    assert out.labels() == ["ofdm"] and not out.unknown.any() and out.novelty is None
+    with pytest.raises(ValueError, match="keep"):
+        novelty_threshold(np.ones(3), 1.0)
