@@ -140,3 +140,13 @@ def test_front_end_mode_decides_bursts_and_leaves_quiet_frames_undecided(band):
         diffwireless.modulation_classifier("modclass_resnet", front_end="bursts")
     with pytest.raises(ValueError, match="front_end"):
         diffwireless.modulation_classifier("modclass_radio", front_end="sometimes")
+
+
+def test_front_end_mode_names_nan_input():
+    x = np.zeros(20_000, np.complex64)
+    x[5000] = np.nan
+    tb = gr.top_block()
+    blk = diffwireless.modulation_classifier("modclass_radio", engine="cpu")
+    tb.connect(blocks.vector_source_c(x.tolist()), blk, blocks.null_sink(gr.sizeof_int))
+    tb.run()  # ends: the block stops the flowgraph instead of gating the NaN away
+    assert isinstance(blk.error, ValueError) and "NaN/Inf at input item 5000" in str(blk.error)

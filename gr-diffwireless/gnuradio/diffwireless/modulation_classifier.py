@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pmt
 
 from diffwireless.classifier import FAMILIES, UNKNOWN, ModulationClassifier, decide_frames
-from diffwireless.engine import EngineOptions
+from diffwireless.engine import EngineOptions, NonFiniteItems
 from diffwireless.frontend import StreamFrontEnd
 
 from gnuradio.diffwireless._pmt import dict_to_pmt
@@ -52,6 +54,8 @@ class modulation_classifier(engine_block):
                  stats_interval_s: float = 1.0, front_end: str | None = None, threshold_db: float = 6.0) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
+        if not (isinstance(threshold_db, (int, float)) and math.isfinite(threshold_db)):
+            raise ValueError(f"threshold_db must be a finite number of dB, got {threshold_db!r}")
         self.classifier = ModulationClassifier(model)
         share = self.classifier.band_share
         front_end = ("off" if share is None else "bursts") if front_end in (None, "") else front_end
@@ -79,6 +83,9 @@ class modulation_classifier(engine_block):
     def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
         if self._stream is None:
             return self.classifier.job(windows), first_in // self.classifier.frame_len  # the job's first frame
+        finite = np.isfinite(windows).all(axis=1)
+        if not finite.all():  # the front end would gate NaN away: name it as the engine does
+            raise NonFiniteItems(int(np.argmin(finite)))
         seg = self._stream.segment(windows.ravel())
         frames = seg.frames if len(seg.frames) else np.zeros((1, self.classifier.frame_len), np.complex64)
         return self.classifier.job(frames), {"first_in": first_in, "windows": len(windows), "segment": seg}
