@@ -128,3 +128,24 @@ def test_fine_carrier_finds_the_residual_offset_from_a_power_line():
     assert np.all(np.abs(left) < 2e-4)  # once removed, nothing left to find
     with pytest.raises(ValueError, match="frames"):
         fine_carrier(np.zeros(8, np.complex64))
+
+
+def test_smoothed_power_is_the_moving_average_np_convolve_gives():
+    from diffwireless.frontend import smoothed_power
+
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(1000) + 1j * rng.standard_normal(1000)
+    for smooth in (1, 2, 63, 64):
+        np.testing.assert_allclose(smoothed_power(x, smooth),
+                                   np.convolve(np.abs(x) ** 2, np.ones(smooth) / smooth, mode="same"), rtol=1e-9)
+
+
+def test_a_long_burst_is_framed_from_the_stretches_its_frames_need():
+    from diffwireless.frontend import burst_frames
+
+    rng = np.random.default_rng(8)
+    x = qpsk(2_000_000, 40, rng) * np.exp(2j * np.pi * 0.13 * np.arange(2_000_000))  # a narrow carrier, 2 M samples
+    frames = burst_frames(x, 1024, 4, share=0.5)
+    assert frames.shape == (4, 1024) and np.all(np.abs(frames) > 0).mean() > 0.99  # no padding, no filter edge
+    for f in frames:
+        assert occupied_bandwidth(f) == pytest.approx(0.5, rel=0.3) and abs(carrier_offset(f)) < 0.03

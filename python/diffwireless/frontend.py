@@ -68,8 +68,18 @@ def noise_floor(power: np.ndarray, quantile: float = 0.05, smooth: int = 64) -> 
 
 
 def smoothed_power(iq: np.ndarray, smooth: int = 64) -> np.ndarray:
-    """``|iq|^2`` averaged over ``smooth`` samples (float64, same length)."""
-    return np.convolve(np.abs(np.asarray(iq)) ** 2, np.ones(smooth) / smooth, mode="same")
+    """``|iq|^2`` averaged over ``smooth`` samples, centred as ``np.convolve(..., mode="same")`` (float64, same
+    length; a running sum, so its cost does not grow with ``smooth``)."""
+    x = np.asarray(iq)
+    p = x.real.astype(np.float64) ** 2 + x.imag.astype(np.float64) ** 2
+    if len(p) == 0 or smooth <= 1:
+        return p
+    lead, trail = smooth // 2, (smooth - 1) // 2  # out[i] averages p[i - lead .. i + trail], as np.convolve's
+    pad = lead + 1
+    c = np.cumsum(np.concatenate([np.zeros(pad), p, np.zeros(trail + 1)]))
+    i = np.arange(len(p))
+    hi, lo = c[i + trail + pad], c[i - lead - 1 + pad]
+    return (hi - lo) / smooth
 
 
 def spectral_floor(iq: np.ndarray, quantile: float = 0.05, n_fft: int = 1024) -> float:
@@ -86,11 +96,12 @@ def spectral_floor(iq: np.ndarray, quantile: float = 0.05, n_fft: int = 1024) ->
 
 
 def gate_bursts(iq: np.ndarray, threshold_db: float = 6.0, smooth: int = 64, hold: int = 1024,
-                min_length: int = 256, floor: float | None = None) -> list[Burst]:
+                min_length: int = 256, floor: float | None = None, power: np.ndarray | None = None) -> list[Burst]:
     """Bursts of ``iq``: runs where the power, averaged over ``smooth`` samples, is over the noise floor by
     ``threshold_db``, merged across gaps shorter than ``hold`` samples (the off-times inside an OOK telegram) and
     kept when at least ``min_length`` samples long. The floor is :func:`noise_floor` of ``iq`` unless given (a
-    stream's floor tracked over more than this stretch).
+    stream's floor tracked over more than this stretch); ``power`` is :func:`smoothed_power` of ``iq`` when the
+    caller has it already.
 
     Raises:
         ValueError: a parameter out of range.
@@ -101,7 +112,7 @@ def gate_bursts(iq: np.ndarray, threshold_db: float = 6.0, smooth: int = 64, hol
     iq = np.asarray(iq)
     if len(iq) == 0:
         return []
-    power = smoothed_power(iq, smooth)
+    power = smoothed_power(iq, smooth) if power is None else np.asarray(power)
     floor = noise_floor(power, smooth=smooth) if floor is None else float(floor)
     above = power > floor * 10 ** (threshold_db / 10)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], above.astype(np.int8), [0]])))
@@ -242,6 +253,19 @@ BAND_SHARE = 0.5
 MIN_BANDWIDTH = 1e-3
 
 
+# A burst longer than this is measured (carrier, band) on as many samples spread over it, and only the stretches
+# its frames come from are resampled: a continuous signal costs the same per frame as a short burst.
+SPECTRUM_SAMPLES = 65_536
+
+
+def _probe(x: np.ndarray, n: int = SPECTRUM_SAMPLES, pieces: int = 8) -> np.ndarray:
+    """``x`` itself, or ``pieces`` evenly spread runs of it ``n`` samples in all."""
+    if len(x) <= n:
+        return x
+    run = n // pieces
+    return np.concatenate([x[s:s + run] for s in np.linspace(0, len(x) - run, pieces).astype(int)])
+
+
 def burst_frames(x: np.ndarray, frame_len: int, max_frames: int, share: float = BAND_SHARE,
                  noise_power: float = 0.0) -> np.ndarray:
     """The frames a network sees of one burst ``x``: carrier centred (power-weighted, over the noise), occupied
@@ -252,9 +276,27 @@ def burst_frames(x: np.ndarray, frame_len: int, max_frames: int, share: float = 
     """
     if frame_len < 1 or max_frames < 1:
         raise ValueError(f"need frame_len >= 1 and max_frames >= 1, got {frame_len}, {max_frames}")
-    centred, _ = centre_carrier(np.asarray(x, dtype=np.complex64), noise_power=noise_power)
-    bandwidth = occupied_bandwidth(centred, noise_power=noise_power) if len(centred) >= 64 else 0.0
-    fitted = fit_band(centred, min(1.0, max(bandwidth, MIN_BANDWIDTH)), share)[0] if bandwidth > 0 else centred
+    x = np.asarray(x, dtype=np.complex64)
+    probe = _probe(x)
+    offset = carrier_offset(probe, noise_power=noise_power)
+    ramp = np.exp(-2j * np.pi * offset * np.arange(len(probe)))
+    bandwidth = occupied_bandwidth(probe * ramp, noise_power=noise_power) if len(probe) >= 64 else 0.0
+    ratio = rate_ratio(min(1.0, max(bandwidth, MIN_BANDWIDTH)) / share) if bandwidth > 0 else Fraction(1)
+    up, down = ratio.numerator, ratio.denominator
+    needed = -(-frame_len * down // up)  # input samples per frame
+    margin = 10 * max(up, down) // up + 8  # resample_poly's filter reach, in input samples
+    if len(x) > 2 * max_frames * (needed + 2 * margin):
+        # Long: only the stretches the frames come from, each mixed and resampled with its filter's margin.
+        frames = []
+        for start in np.linspace(margin, len(x) - needed - margin, max_frames).astype(int):
+            piece = x[start - margin:start + needed + margin]
+            piece = piece * np.exp(-2j * np.pi * offset * np.arange(start - margin, start + needed + margin))
+            y = sps_signal.resample_poly(piece, up, down) if ratio != 1 else piece
+            first = int(round(margin * up / down))
+            frames.append(y[first:first + frame_len])
+        return fine_carrier(np.stack(frames))[0]
+    centred = (x * np.exp(-2j * np.pi * offset * np.arange(len(x)))).astype(np.complex64)
+    fitted = sps_signal.resample_poly(centred, up, down).astype(np.complex64) if ratio != 1 else centred
     if len(fitted) < frame_len:
         fitted = np.concatenate([fitted, np.zeros(frame_len - len(fitted), np.complex64)])
     k = min(max_frames, len(fitted) // frame_len)
@@ -290,18 +332,20 @@ class StreamFrontEnd:
         self._floors: list[float] = []
         self.memory = int(memory)
 
-    def floor(self, x: np.ndarray) -> float:
-        """Take the floor of stretch ``x`` into the memory; returns the tracked floor."""
-        self._floors = (self._floors + [noise_floor(smoothed_power(x))])[-self.memory:]
+    def floor(self, power: np.ndarray) -> float:
+        """Take the floor of a stretch (its :func:`smoothed_power`) into the memory; returns the tracked floor."""
+        self._floors = (self._floors + [noise_floor(power)])[-self.memory:]
         return min(self._floors)
 
     def segment(self, x: np.ndarray) -> SegmentFrames:
         x = np.asarray(x, dtype=np.complex64)
         if len(x) == 0:
             return SegmentFrames([], np.zeros((0, self.frame_len), np.complex64), np.zeros(0, np.int64))
-        floor = self.floor(x)
+        power = smoothed_power(x)
+        floor = self.floor(power)
         if self.gate:
-            bursts = gate_bursts(x, self.threshold_db, hold=self.hold, min_length=self.frame_len // 4, floor=floor)
+            bursts = gate_bursts(x, self.threshold_db, hold=self.hold, min_length=self.frame_len // 4, floor=floor,
+                                 power=power)
         else:
             snr = float(np.mean(np.abs(x) ** 2)) / floor - 1.0
             bursts = [Burst(0, len(x), 10 * math.log10(max(snr, 1e-12)), floor)]
