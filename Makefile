@@ -74,10 +74,12 @@ fuzz: setup
 grc: setup grc-apt
 	$(VENV)/bin/dw-grc $(GRC_FLOWGRAPHS)
 
-# The pictures in docs/ that show GRC (under a virtual display) and the live views (offscreen).
+# The pictures in docs/ that show GRC (under a virtual display), the live views (offscreen) and the classifier's
+# front end.
 screenshots: setup grc-apt
 	xvfb-run -a -s "-screen 0 1400x900x24" $(VENV)/bin/dw-grc --screenshot docs/grc.png apps/anomaly_qt.grc
 	QT_QPA_PLATFORM=offscreen $(PY) -m gnuradio.diffwireless.recipes.live_screenshots docs/img
+	$(PY) -m gnuradio.diffwireless.recipes.frontend_figure docs/img
 
 bench: setup
 	$(VENV)/bin/dw-bench all --out $(OUT)

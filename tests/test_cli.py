@@ -57,8 +57,8 @@ def test_dw_replay_raw_file_with_format(tmp_path):
 
 
 def test_dw_bench_and_dw_train_list_their_tasks():
-    for tool, listed in (("dw-bench", ("engine", "anomaly_reference", "augment_ceiling")),
-                         ("dw-train", ("iq_denoiser_qpsk_sps4",))):
+    for tool, listed in (("dw-bench", ("engine", "anomaly_reference", "augment_ceiling", "classify")),
+                         ("dw-train", ("iq_denoiser_qpsk_sps4", "modclass_radio"))):
         proc = subprocess.run([BIN / tool], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert set(listed) <= set(proc.stdout.split())

@@ -62,3 +62,14 @@ def test_synthesized_frames_are_labelled_and_seeded():
     np.testing.assert_array_equal(a.frames, b.frames)
     with pytest.raises(ValueError, match="unknown classes"):
         synthesize_radio(1, (0.0,), classes=("fm-stereo",))
+
+
+def test_front_end_figure_is_drawn(tmp_path):
+    from PIL import Image
+
+    from gnuradio.diffwireless.recipes.frontend_figure import capture, draw
+
+    x, truth = capture()
+    assert [t[2] for t in truth] == ["ook", "2fsk", "ofdm"] and all(0 <= s < e <= len(x) for s, e, _ in truth)
+    path = draw(tmp_path)
+    assert Image.open(path).size[0] > 800
