@@ -122,8 +122,9 @@ TRAINING_SHARES = (0.17, 0.81)
 class BurstDecision:
     """The class of one burst of a capture: samples ``[start, end)``, its SNR over the noise floor (dB), the
     decision (mean softmax over the burst's frames; ``unknown`` where the median novelty of its frames is over the
-    model's threshold), its family, the confidence (the decided class's mean softmax), the share of the band its
-    frames were fitted to (0: as recorded), its number of frames, and the median novelty (NaN without one)."""
+    model's threshold), its family, the confidence (the most likely class's mean softmax), the share of the band
+    its frames were fitted to (0: as recorded), its number of frames, the median novelty (NaN without one), and
+    the most likely class (``closest``, the label but for the unknown decision)."""
 
     start: int
     end: int
@@ -134,6 +135,7 @@ class BurstDecision:
     share: float
     frames: int
     novelty: float = float("nan")
+    closest: str = ""  # the most likely class even where the decision is unknown
 
 
 def _fixed_scale_frames(x: np.ndarray, n: int, max_frames: int) -> np.ndarray:
@@ -145,21 +147,24 @@ def _fixed_scale_frames(x: np.ndarray, n: int, max_frames: int) -> np.ndarray:
 
 
 def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine
-                 ) -> tuple[str, float, float]:
-    """(label, confidence, median novelty) of one burst's frames ``[k, frame_len]`` (:func:`decide_frames`)."""
+                 ) -> tuple[str, float, float, str]:
+    """(label, confidence, median novelty, closest class) of one burst's frames ``[k, frame_len]``
+    (:func:`decide_frames`)."""
     return decide_frames(engine.submit(classifier.job(frames)).result(), classifier)
 
 
-def decide_frames(output: np.ndarray, classifier: ModulationClassifier) -> tuple[str, float, float]:
-    """(label, confidence, median novelty) of the engine output for one burst's frames: the class of the highest
-    mean softmax, ``unknown`` for an open-set model whose median novelty is over its threshold."""
+def decide_frames(output: np.ndarray, classifier: ModulationClassifier) -> tuple[str, float, float, str]:
+    """(label, confidence, median novelty, closest class) of the engine output for one burst's frames: the class
+    of the highest mean softmax (closest), and as the label ``unknown`` instead for an open-set model whose median
+    novelty is over its threshold."""
     novelty = float("nan")
     if classifier.novelty_threshold is not None:
         output, novelty = output[:, :-1], float(np.median(output[:, -1]))
     mean = softmax(output).mean(axis=0)
     top = int(np.argmax(mean))
     unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
-    return (UNKNOWN if unknown else classifier.classes[top]), float(mean[top]), novelty
+    closest = classifier.classes[top]
+    return (UNKNOWN if unknown else closest), float(mean[top]), novelty, closest
 
 
 def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
@@ -189,9 +194,9 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         x = iq[burst.start:burst.end]
         if classifier.band_share is not None:
             frames = burst_frames(x, n, max_frames, classifier.band_share, burst.noise_power)
-            label, confidence, novelty = decide_burst(frames, classifier, engine)
+            label, confidence, novelty, closest = decide_burst(frames, classifier, engine)
             out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
-                                     confidence, classifier.band_share, len(frames), novelty))
+                                     confidence, classifier.band_share, len(frames), novelty, closest))
             continue
         centred, _ = centre_carrier(x)
         bandwidth = occupied_bandwidth(centred) if len(centred) >= 64 else 1.0
@@ -199,11 +204,11 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         for share in (0.0, *shares):
             scaled = centred if share == 0.0 else fit_band(centred, max(bandwidth, 1e-3), share)[0]
             frames = _fixed_scale_frames(scaled, n, max_frames)
-            label, confidence, novelty = decide_burst(frames, classifier, engine)
-            tried.append((len(frames) >= 2, confidence, label, share, len(frames), novelty))
-        _, confidence, label, share, k, novelty = max(tried, key=lambda t: t[:2])
+            label, confidence, novelty, closest = decide_burst(frames, classifier, engine)
+            tried.append((len(frames) >= 2, confidence, label, share, len(frames), novelty, closest))
+        _, confidence, label, share, k, novelty, closest = max(tried, key=lambda t: t[:2])
         out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
-                                 confidence, share, k, novelty))
+                                 confidence, share, k, novelty, closest))
     return out
 
 

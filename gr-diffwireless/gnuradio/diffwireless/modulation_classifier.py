@@ -99,7 +99,7 @@ class modulation_classifier(engine_block):
         seg = context["segment"]
         decisions = []
         for i, burst in enumerate(seg.bursts):
-            label, confidence, novelty = decide_frames(result[seg.owner == i], self.classifier)
+            label, confidence, novelty, _ = decide_frames(result[seg.owner == i], self.classifier)
             index = UNKNOWN_INDEX if label == UNKNOWN else self.classes.index(label)
             out[burst.start // n: -(-burst.end // n)] = index
             decisions.append((burst, label, index, confidence, novelty))

@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{res['recording']}: {len(res['bursts'])} bursts; {res['family']} "
                   f"({100 * res['family_share']:.0f}% of the bursts)")
             for b in res["bursts"][:PRINT_BURSTS]:
+                closest = f", closest {b['closest']}" if b["label"] == "unknown" and b["closest"] else ""
                 print(f"    {b['start']:>10d} - {b['end']:>10d}  {b['label']:7s} {b['confidence']:.2f}"
-                      f"  ({b['family']})")
+                      f"  ({b['family']}{closest})")
             if len(res["bursts"]) > PRINT_BURSTS:
                 print(f"    ... {len(res['bursts']) - PRINT_BURSTS} more")
     finally:

@@ -13,7 +13,9 @@ on real recordings, and the block's speed with its front end.
   expected to reach).
 - **Real**: the recordings of known family under ``$DW_CAPTURES`` (default ``../shared/captures``): ``ism-433/*``,
   ``urh/*``, ``wifi-ofdm/conducted_*``; per recording and model the majority family and its share of the bursts
-  (``dw-classify``'s path), and over all of them the share of frames decided wrong with confidence over 0.9.
+  (``dw-classify``'s path; bursts decided ``unknown`` count as a family of their own, and the family of the most
+  likely class is kept beside it), and over all of them the share of frames decided wrong with confidence over
+  0.9.
 - **Speed**: samples/s of ``vector_source -> modulation_classifier -> null_sink`` with the front end (bursts and
   continuous), on a capture of bursts and on one of continuous signal, against an RTL-SDR's 2.4 Msamples/s.
 """
@@ -28,7 +30,8 @@ from gnuradio import gr
 
 from diffwireless.anomaly import roc_auc
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, wilson_interval
-from diffwireless.classifier import FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, frame_items, softmax
+from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, frame_items,
+                                     majority_family, softmax)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
@@ -156,9 +159,9 @@ def real_rows(cfg: dict, engine) -> list[BenchRow]:
                 n = min(rec.num_samples, int(cfg["real_seconds"] * (rec.sample_rate or 1e6)))
                 iq = rec.read(0, n)
             decisions = classify_capture(iq, clf, engine)
-            fams = [d.family for d in decisions]
-            top = max(set(fams), key=fams.count) if fams else "none"
-            share = fams.count(top) / len(fams) if fams else 0.0
+            top, share = majority_family(decisions)
+            closed = [FAMILIES.get(d.closest, UNKNOWN) for d in decisions]
+            closed_top = max(set(closed), key=closed.count) if closed else "none"
             right += top == family
             frames += sum(d.frames for d in decisions)
             wrong_confident += sum(d.frames for d in decisions
@@ -166,6 +169,8 @@ def real_rows(cfg: dict, engine) -> list[BenchRow]:
             rows.append(BenchRow(name, f"real {meta.parent.name}/{meta.name.split('.sigmf')[0]}",
                                  "majority_family_share", share, share, share,
                                  extra={"family": top, "true_family": family, "right": top == family,
+                                        "closed_set_family": closed_top,
+                                        "unknown_bursts": sum(d.label == UNKNOWN for d in decisions),
                                         "bursts": len(decisions), "seconds": cfg["real_seconds"],
                                         "labels": {lab: [d.label for d in decisions].count(lab)
                                                    for lab in sorted({d.label for d in decisions})}}))
