@@ -94,19 +94,10 @@ def test_confidence_gate_and_bad_arguments(frames):
 
 @pytest.fixture(scope="module")
 def band():
-    """Quiet noise with three bursts of real-band classes at 25 dB, and where each one lies."""
-    from gnuradio.diffwireless.recipes.radio_sources import clean_burst
+    """One receiver's capture of an OOK telegram, a 2-FSK burst and an OFDM packet at 20 dB, and where each lies."""
+    from gnuradio.diffwireless.recipes.frontend_figure import capture
 
-    rng = np.random.default_rng(11)
-    noise = 0.05 * (rng.standard_normal(40_000) + 1j * rng.standard_normal(40_000))
-    parts, truth, pos = [noise], [], len(noise)
-    for label in ("ofdm", "ook", "2fsk"):
-        burst = 0.05 * np.sqrt(10 ** 2.5) * clean_burst(label, 600, rng)
-        parts += [burst, 0.05 * (rng.standard_normal(40_000) + 1j * rng.standard_normal(40_000))]
-        parts[-2] = parts[-2] + 0.05 * (rng.standard_normal(len(burst)) + 1j * rng.standard_normal(len(burst)))
-        truth.append((pos, pos + len(burst), label))
-        pos += len(burst) + 40_000
-    return np.concatenate(parts).astype(np.complex64), truth
+    return capture(4)
 
 
 def test_front_end_mode_decides_bursts_and_leaves_quiet_frames_undecided(band):
@@ -124,15 +115,17 @@ def test_front_end_mode_decides_bursts_and_leaves_quiet_frames_undecided(band):
     tb.run()
     out = np.array(snk.data())
     assert len(out) == -(-len(x) // 1024)  # one item per frame, the last partial one too
-    assert np.all(out[:30] == -1) and np.all(out[-30:] == -1)  # quiet stretches: no decision
+    first, last = truth[0][0] // 1024, -(-truth[-1][1] // 1024)
+    assert np.all(out[:first] == -1) and np.all(out[last + 1:] == -1)  # quiet stretches: no decision
     messages = [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
     right = 0
     for start, end, label in truth:
         inside = out[start // 1024 + 1:end // 1024]
         assert np.all(inside != -1)  # every frame of the burst is decided
         mine = [m for m in messages if m["start"] < end and m["end"] > start]
-        assert mine and all(m["snr_db"] > 15 for m in mine)
+        assert mine and all(m["snr_db"] > 3 for m in mine)  # over the gate (an OOK burst counts its off-times)
         right += all(m["family"] == FAMILIES[label] for m in mine)
+        assert not any(m["family"] not in (FAMILIES[label], "unknown") and m["confidence"] > 0.9 for m in mine)
     assert right >= 2, messages  # the model names the family of clear bursts (its card: high-SNR accuracy)
     tags = [t for t in snk.tags() if pmt.symbol_to_string(t.key) == "dw_class"]
     assert len(tags) == len(messages)

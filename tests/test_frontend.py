@@ -109,6 +109,8 @@ def test_stream_front_end_tracks_the_floor_over_stretches():
     assert seg.frames.shape == (2, 1024) and list(seg.owner) == [0, 0]
     fresh = StreamFrontEnd(1024, max_frames=2)
     assert fresh.segment(busy).bursts == []  # without a quiet stretch seen, a band that is all signal is the floor
+    tail = np.concatenate([noise(500), np.zeros(524, np.complex64)])  # a stream's zero-padded last window
+    assert fe.segment(tail).bursts == []  # the padding is not taken for a floor that would gate the noise
     continuous = StreamFrontEnd(1024, max_frames=2, gate=False)
     assert len(continuous.segment(quiet).bursts) == 1  # no gate: every stretch one burst
 

@@ -333,9 +333,13 @@ class StreamFrontEnd:
         self.memory = int(memory)
 
     def floor(self, power: np.ndarray) -> float:
-        """Take the floor of a stretch (its :func:`smoothed_power`) into the memory; returns the tracked floor."""
-        self._floors = (self._floors + [noise_floor(power)])[-self.memory:]
-        return min(self._floors)
+        """Take the floor of a stretch (its :func:`smoothed_power`) into the memory; returns the tracked floor. A
+        stretch shorter than 4 frames (the zero-padded end of a stream) only reads the memory once there is one,
+        and exact zeros (padding) never count."""
+        live = power[power > 0]
+        if len(live) and (len(power) >= 4 * self.frame_len or not self._floors):
+            self._floors = (self._floors + [noise_floor(live)])[-self.memory:]
+        return min(self._floors) if self._floors else float(np.finfo(np.float64).max)
 
     def segment(self, x: np.ndarray) -> SegmentFrames:
         x = np.asarray(x, dtype=np.complex64)

@@ -24,16 +24,18 @@ LABELS = ("ook", "2fsk", "ofdm")
 
 
 def capture(seed: int = 4) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
-    """The capture and where each burst lies in it: (start, end, label)."""
+    """The capture (one receiver: one fading draw, carrier offset, DC and noise for all of it) and where each burst
+    lies in it: (start, end, label)."""
     rng = np.random.default_rng(seed)
-    parts, truth, pos = [], [], 0
+    parts, spans, pos = [], [], 0
     for label, symbols in zip(LABELS, (60, 400, 600)):
         burst = clean_burst(label, symbols, rng)
-        x, start = received(burst, 20.0, rng)
-        parts.append(x)
-        truth.append((pos + start, pos + start + len(burst), label))
-        pos += len(x)
-    return np.concatenate(parts).astype(np.complex64), truth
+        gap = np.zeros(int(rng.integers(4096, 8192)), np.complex64)
+        parts += [burst, gap]
+        spans.append((pos, pos + len(burst), label))
+        pos += len(burst) + len(gap)
+    x, start = received(np.concatenate(parts), 20.0, rng)
+    return x.astype(np.complex64), [(start + s, start + e, label) for s, e, label in spans]
 
 
 def _label(burst, truth: list[tuple[int, int, str]]) -> str:
