@@ -15,6 +15,18 @@ from diffwireless.modulation_data import CLASSES
 from gnuradio.diffwireless.recipes.modulation_sources import synthesize
 
 
+def run_to_end(blk, x: np.ndarray):
+    """``x`` (ending with a ``dw_eos`` tag) through ``blk``; returns its int sink and its messages' store."""
+    tb = gr.top_block()
+    snk = blocks.vector_sink_i()
+    dbg = blocks.message_debug()
+    eos = gr.tag_utils.python_to_tag((len(x) - 1, pmt.intern("dw_eos"), pmt.from_long(len(x)), pmt.intern("qa")))
+    tb.connect(blocks.vector_source_c(x.tolist(), False, 1, [eos]), blk, snk)
+    tb.msg_connect(blk, "classification", dbg, "store")
+    tb.run()
+    return snk, dbg
+
+
 @pytest.fixture(scope="module")
 def frames():
     return synthesize(8, (20.0,), seed=123)  # 88 fresh frames at 20 dB, every class
@@ -46,14 +58,7 @@ def test_shipped_classifier_labels_clean_frames(frames):
 
 def test_block_outputs_one_class_per_frame_with_tags_and_messages(frames):
     x = frames.frames.ravel()
-    tb = gr.top_block()
-    blk = diffwireless.modulation_classifier("modclass_resnet", min_confidence=0.0, engine="cpu")
-    snk = blocks.vector_sink_i()
-    dbg = blocks.message_debug()
-    eos = gr.tag_utils.python_to_tag((len(x) - 1, pmt.intern("dw_eos"), pmt.from_long(len(x)), pmt.intern("qa")))
-    tb.connect(blocks.vector_source_c(x.tolist(), False, 1, [eos]), blk, snk)
-    tb.msg_connect(blk, "classification", dbg, "store")
-    tb.run()
+    snk, dbg = run_to_end(diffwireless.modulation_classifier("modclass_resnet", min_confidence=0.0, engine="cpu"), x)
     out = np.array(snk.data())
     assert len(out) == len(frames.labels)  # one decision per frame, every frame
     eng = DenoiseEngine("cpu").start()
@@ -104,15 +109,9 @@ def test_front_end_mode_decides_bursts_and_leaves_quiet_frames_undecided(band):
     from diffwireless.classifier import FAMILIES
 
     x, truth = band
-    tb = gr.top_block()
     blk = diffwireless.modulation_classifier("modclass_radio", engine="cpu")
     assert blk.front_end == "bursts"  # the default for a model trained on fitted bursts
-    snk = blocks.vector_sink_i()
-    dbg = blocks.message_debug()
-    eos = gr.tag_utils.python_to_tag((len(x) - 1, pmt.intern("dw_eos"), pmt.from_long(len(x)), pmt.intern("qa")))
-    tb.connect(blocks.vector_source_c(x.tolist(), False, 1, [eos]), blk, snk)
-    tb.msg_connect(blk, "classification", dbg, "store")
-    tb.run()
+    snk, dbg = run_to_end(blk, x)
     out = np.array(snk.data())
     assert len(out) == -(-len(x) // 1024)  # one item per frame, the last partial one too
     first, last = truth[0][0] // 1024, -(-truth[-1][1] // 1024)

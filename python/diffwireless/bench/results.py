@@ -108,3 +108,13 @@ def headless_pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def snr_axes(ax, ylabel: str, title: str, xlabel: str = "SNR (dB)") -> None:
+    """The look of every accuracy-against-SNR panel: labels, 0-1 range, grid, legend, title."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.01)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=9)

@@ -33,7 +33,7 @@ import numpy as np
 from gnuradio import gr
 
 from diffwireless.augmentation import GUIDANCE_SCALE, ModulationAugmenter
-from diffwireless.bench.results import BenchRow, headless_pyplot, wilson_interval
+from diffwireless.bench.results import BenchRow, headless_pyplot, snr_axes, wilson_interval
 from diffwireless.classifier import ModulationClassifier
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import CLASSES, ModulationDataset
@@ -181,12 +181,7 @@ def plot(rows: list[BenchRow], path) -> None:
         s, v, lo, hi = (np.array(x) for x in zip(*pts))
         ax.plot(s, v, style, label=regime, ms=3, lw=1)
         ax.fill_between(s, lo, hi, alpha=0.12)
-    ax.set_xlabel("SNR (dB)")
-    ax.set_ylabel("accuracy (11 classes)")
-    ax.set_ylim(0, 1.01)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title("Modulation classifier: 50 frames/class, augmented", fontsize=9)
+    snr_axes(ax, "accuracy (11 classes)", "Modulation classifier: 50 frames/class, augmented")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
