@@ -267,7 +267,7 @@ def plot(rows: list[BenchRow], path) -> None:
     ax2.set_yticks(np.arange(len(names)) + 0.2, [n.split("/")[-1][:28] for n in names], fontsize=6)
     ax2.axvline(0, color="k", lw=0.5)
     ax2.set_xlim(-1.05, 1.05)
-    ax2.set_xlabel("share of bursts in the majority family (right of 0: the true family; red: wrong)")
+    ax2.set_xlabel("share of bursts in the majority family (red, left: not the true family)")
     ax2.set_title("Real recordings", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
