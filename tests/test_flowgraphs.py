@@ -24,6 +24,7 @@ RUNS = {
     "ofdm_loopback_qt.grc": "ofdm",
     "anomaly_qt.grc": "anomaly",
     "classifier_qt.grc": "classifier",
+    "classify_recording_qt.grc": "classifies",
     "augmenter_qt.grc": "augmenter",
 }
 
@@ -101,6 +102,13 @@ def test_flowgraph_compiles_and_runs_headless(name, tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "SAMPLES 45056" in proc.stdout and "DETECTED 44 ERROR None" in proc.stdout, proc.stdout + proc.stderr
         assert proc.stdout.count("(top3 . ") == 44
+        return
+    if RUNS[name] == "classifies":  # the bundled demo's six QPSK bursts, each printed as PSK/QAM
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        n = SigMFRecording(bundled_recording()).num_samples
+        assert f"SAMPLES {n}" in proc.stdout and f"DETECTED {-(-n // 1024)} ERROR None" in proc.stdout, proc.stdout
+        assert proc.stdout.count("(family . ") >= 6 and proc.stdout.count("(family . ") == proc.stdout.count(
+            "(family . PSK/QAM)"), proc.stdout
         return
     if RUNS[name] == "augmenter":  # 11 synthetic frames (one per class), each classified and printed
         assert proc.returncode == 0, proc.stdout + proc.stderr
