@@ -54,6 +54,8 @@ def test_dw_classify_reports_each_recording(capture, make_recording, tmp_path, c
     assert rec["recording"] == "four" and [b["label"] for b in rec["bursts"]] == list(LABELS)
     assert "4 bursts" in capsys.readouterr().out
     assert dw_classify.main([str(tmp_path / "missing.sigmf-meta")]) == 2
+    # a novelty threshold for a model without a novelty score: one clear error
+    assert dw_classify.main([str(meta), "--model", "modclass_resnet", "--novelty-threshold", "5"]) == 2
 
 
 def test_radio_model_decides_fitted_bursts_and_a_capture_that_is_all_signal():

@@ -276,7 +276,7 @@ BLOCKS = {
         "num_steps": ints, "sampler": st.sampled_from(["ddim", "ddpm", "x"]),
         "output": st.sampled_from(["bits", "symbols", "soft", "x"])}),
     "modulation_classifier": (lambda tmp, **kw: diffwireless.modulation_classifier(engine="cpu", **kw), {
-        "min_confidence": floats, "max_in_flight": ints, "threshold_db": floats,
+        "min_confidence": floats, "max_in_flight": ints, "threshold_db": floats, "novelty_threshold": floats,
         "front_end": st.sampled_from(["bursts", "continuous", "off", "", None, "sometimes"])}),
     "modulation_augmenter": (lambda tmp, **kw: diffwireless.modulation_augmenter(engine="cpu", **kw), {
         "label": st.sampled_from(["all", "qpsk", "ofdm", "fm", ""]), "snr_db": floats, "steps": ints,

@@ -83,3 +83,19 @@ def test_a_model_without_a_threshold_decides_closed_set():
     assert out.labels() == ["ofdm"] and not out.unknown.any() and out.novelty is None
     with pytest.raises(ValueError, match="keep"):
         novelty_threshold(np.ones(3), 1.0)
+
+
+def test_the_novelty_threshold_can_be_moved(model):
+    from diffwireless.errors import ModelError
+
+    rng = np.random.default_rng(3)
+    engine = DenoiseEngine("cpu").start()
+    try:
+        lenient = ModulationClassifier(model, novelty_threshold=1e12).classify(frames("pulse", 8, rng), engine)
+    finally:
+        engine.stop()
+    assert not lenient.unknown.any()  # nothing is too far for an infinite threshold
+    with pytest.raises(ValueError, match="novelty_threshold"):
+        ModulationClassifier(model, novelty_threshold=-1.0)
+    with pytest.raises(ModelError, match="no novelty score"):
+        ModulationClassifier("modclass_resnet", novelty_threshold=10.0)

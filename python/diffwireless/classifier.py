@@ -8,6 +8,7 @@ softmax confidence and the three most likely classes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,7 +65,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 class ModulationClassifier:
     """A classifier model (path, shipped name or object) and its decisions through the engine."""
 
-    def __init__(self, model: DiffusionModel | str | Path) -> None:
+    def __init__(self, model: DiffusionModel | str | Path, novelty_threshold: float | None = None) -> None:
+        """``novelty_threshold``: overrides the card's (an open-set model's; higher: fewer ``unknown``)."""
         self.model = model if isinstance(model, DiffusionModel) else shared_model(model)
         card = self.model.card
         if self.model.arch != ARCH or "classes" not in card:
@@ -78,11 +80,27 @@ class ModulationClassifier:
             self.novelty_threshold = float(open_set["threshold"])
             if not np.isfinite(self.novelty_threshold):
                 raise ModelError(f"model '{self.model.name}': its card's open_set threshold is not finite")
+        if novelty_threshold is not None:
+            self.set_novelty_threshold(novelty_threshold)
         self.sampler = ForwardPass() if self.novelty_threshold is None else OpenSetPass()
         share = card.get("band_share")
         self.band_share: float | None = None if share is None else float(share)
         if self.band_share is not None and not 0 < self.band_share <= 1:
             raise ModelError(f"model '{self.model.name}': band_share {share} is not in (0, 1]")
+
+    def set_novelty_threshold(self, threshold: float) -> None:
+        """The novelty over which a frame is ``unknown`` (the card's is where 95% of known frames stay known).
+
+        Raises:
+            ModelError: the model has no novelty score.
+            ValueError: a threshold that is not a finite number >= 0.
+        """
+        if self.novelty_threshold is None:
+            raise ModelError(f"model '{self.model.name}' has no novelty score (not an open-set classifier): it "
+                             "cannot take a novelty threshold")
+        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
+            raise ValueError(f"novelty_threshold must be a finite number >= 0, got {threshold!r}")
+        self.novelty_threshold = float(threshold)
 
     def job(self, frames: np.ndarray) -> Job:
         frames = np.asarray(frames)

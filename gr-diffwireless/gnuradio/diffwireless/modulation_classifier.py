@@ -46,17 +46,20 @@ class modulation_classifier(engine_block):
         front_end: ``bursts``, ``continuous`` or ``off``; None: ``bursts`` for models trained on fitted bursts
             (``band_share`` in the card), else ``off``.
         threshold_db: burst gate over the noise floor, dB.
+        novelty_threshold: an open-set model's novelty over which a decision is ``unknown``; None: its card's (where
+            95% of known frames stay known); higher: fewer ``unknown``.
         engine, max_in_flight, stats_interval_s: as the other engine blocks.
     """
 
     def __init__(self, model: str = "modclass_radio", min_confidence: float = 0.0,
                  engine: EngineOptions | str | None = None, max_in_flight: int = 1024,
-                 stats_interval_s: float = 1.0, front_end: str | None = None, threshold_db: float = 6.0) -> None:
+                 stats_interval_s: float = 1.0, front_end: str | None = None, threshold_db: float = 6.0,
+                 novelty_threshold: float | None = None) -> None:
         if not 0.0 <= min_confidence <= 1.0:
             raise ValueError(f"min_confidence must lie in [0, 1], got {min_confidence}")
         if not (isinstance(threshold_db, (int, float)) and math.isfinite(threshold_db)):
             raise ValueError(f"threshold_db must be a finite number of dB, got {threshold_db!r}")
-        self.classifier = ModulationClassifier(model)
+        self.classifier = ModulationClassifier(model, novelty_threshold)
         share = self.classifier.band_share
         front_end = ("off" if share is None else "bursts") if front_end in (None, "") else front_end
         if front_end not in FRONT_ENDS:
@@ -79,6 +82,10 @@ class modulation_classifier(engine_block):
 
     def set_min_confidence(self, min_confidence: float) -> None:
         self.min_confidence = float(min_confidence)
+
+    def set_novelty_threshold(self, threshold: float | None) -> None:
+        if threshold is not None:
+            self.classifier.set_novelty_threshold(threshold)
 
     def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
         if self._stream is None:

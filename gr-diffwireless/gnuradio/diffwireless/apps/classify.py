@@ -1,6 +1,6 @@
 """``dw-classify``: the modulation family of the bursts of recordings, through the classifier's front end.
 
-    dw-classify RECORDING... [--model modclass_radio] [--seconds 2] [--json OUT]
+    dw-classify RECORDING... [--model modclass_radio] [--seconds 2] [--novelty-threshold X] [--json OUT]
 
 Per recording: the bursts found (energy over the noise floor), each one's decision (``unknown`` for a signal
 unlike every class the model knows) and confidence, and the recording's majority family (OOK/ASK, FSK, PSK/QAM,
@@ -43,12 +43,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recordings", nargs="+", help="SigMF recordings")
     parser.add_argument("--model", default="modclass_radio", help="classifier (default modclass_radio)")
     parser.add_argument("--seconds", type=float, default=None, help="classify only the first SECONDS of each")
+    parser.add_argument("--novelty-threshold", type=float, default=None,
+                        help="novelty over which a burst is 'unknown' (default: the model card's; higher: fewer)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         parser.error(f"--seconds must be finite and > 0, got {args.seconds}")
     try:
-        classifier = ModulationClassifier(args.model)
+        classifier = ModulationClassifier(args.model, args.novelty_threshold)
     except (DiffWirelessError, ValueError) as exc:
         print(f"dw-classify: error: {exc}", file=sys.stderr)
         return 2
