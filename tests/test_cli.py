@@ -57,7 +57,7 @@ def test_dw_replay_raw_file_with_format(tmp_path):
 
 
 def test_dw_bench_and_dw_train_list_their_tasks():
-    for tool, listed in (("dw-bench", ("engine", "anomaly_reference", "augment_ceiling", "classify")),
+    for tool, listed in (("dw-bench", ("engine", "anomaly_reference", "augment_ceiling", "classify", "networks")),
                          ("dw-train", ("iq_denoiser_qpsk_sps4", "modclass_radio"))):
         proc = subprocess.run([BIN / tool], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
@@ -118,3 +118,13 @@ def test_progress_bars_show_on_a_terminal_only():
         assert list(track(iter("ab"), "quiet")) == ["a", "b"] and pipe.getvalue() == ""
     finally:
         set_reporter(None)
+
+
+def test_dw_bench_networks_times_each_network_on_this_device():
+    from diffwireless.bench.networks import run
+
+    rows = run(quick=True)
+    timed = [r for r in rows if r.value == r.value]  # the anomaly pair is named, not timed
+    assert len(timed) >= 2 and all(r.metric == "items_per_s" and r.ci_low <= r.value <= r.ci_high for r in timed)
+    assert all(r.value > 0 and r.device.startswith(("cpu", "cuda")) for r in timed)
+    assert any(r.value != r.value and "net(x, t, cond)" in r.setting for r in rows)

@@ -12,6 +12,7 @@ from diffwireless.registry import Registry
 # task name -> "module:function"
 TASKS = Registry("benchmark task")
 TASKS.register("anomaly_reference", "diffwireless.anomaly_reference:run")
+TASKS.register("networks", "diffwireless.bench.networks:run")
 
 
 def register_task(name: str, spec: str) -> None:
