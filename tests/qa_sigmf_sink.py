@@ -232,3 +232,12 @@ def test_a_write_error_ends_the_flowgraph_naming_the_file(tmp_path):
     tb.stop()
     tb.wait()
     assert isinstance(sink.error, OSError) and "No space left" in str(sink.error)
+
+
+def test_tag_values_out_of_int64_become_pmt_without_an_error():
+    from gnuradio.diffwireless._pmt import to_pmt, to_python
+
+    # A SigMF annotation may hold any JSON number; PMT's integers are int64.
+    for value in (2 ** 63, 2 ** 64 - 1, [1, 2 ** 63, "a"], {"n": -(2 ** 63) - 1}, (1.5, "x"), 7):
+        back = to_python(to_pmt("anything", value))
+        assert str(back) == str(value) or back == {"n": str(-(2 ** 63) - 1)}

@@ -14,8 +14,29 @@ def to_pmt(key: str, value: Any) -> pmt.pmt_t:
     if key == RX_TIME:
         seconds, frac = value
         return pmt.make_tuple(pmt.from_uint64(int(seconds)), pmt.from_double(float(frac)))
+    return _value_to_pmt(value)
+
+
+_INT64 = 1 << 63
+
+
+def _value_to_pmt(value: Any) -> pmt.pmt_t:
+    """``pmt.to_pmt`` but for integers out of PMT's int64 (a SigMF annotation may hold any JSON number): uint64
+    where it fits, else the exact decimal string; inside dicts, lists and tuples too."""
     if isinstance(value, float):
         return pmt.from_double(value)
+    if isinstance(value, int) and not isinstance(value, bool) and not -_INT64 <= value < _INT64:
+        return pmt.from_uint64(value) if 0 <= value < 2 * _INT64 else pmt.intern(str(value))
+    if isinstance(value, dict):
+        out = pmt.make_dict()
+        for k, v in value.items():
+            out = pmt.dict_add(out, _value_to_pmt(k), _value_to_pmt(v))
+        return out
+    if isinstance(value, (list, tuple)):
+        vec = pmt.make_vector(len(value), pmt.PMT_NIL)
+        for i, v in enumerate(value):
+            pmt.vector_set(vec, i, _value_to_pmt(v))
+        return pmt.to_tuple(vec) if isinstance(value, tuple) else vec
     return pmt.to_pmt(value)
 
 
