@@ -156,14 +156,6 @@ class BurstDecision:
     closest: str = ""  # the most likely class even where the decision is unknown
 
 
-def _fixed_scale_frames(x: np.ndarray, n: int, max_frames: int) -> np.ndarray:
-    if len(x) < n:
-        x = np.concatenate([x, np.zeros(n - len(x), np.complex64)])
-    k = min(max_frames, len(x) // n)
-    starts = np.linspace(0, len(x) - n, k).astype(int)
-    return np.stack([x[s:s + n] for s in starts])
-
-
 def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine
                  ) -> tuple[str, float, float, str]:
     """(label, confidence, median novelty, closest class) of one burst's frames ``[k, frame_len]``
@@ -200,7 +192,7 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
     too easily confident).
     """
     from diffwireless.frontend import (burst_frames, centre_carrier, fit_band, gate_bursts, occupied_bandwidth,
-                                       remove_dc, spectral_floor)
+                                       remove_dc, spectral_floor, spread_frames)
 
     n = classifier.frame_len
     iq = remove_dc(np.asarray(iq, dtype=np.complex64))
@@ -221,7 +213,7 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         tried = []
         for share in (0.0, *shares):
             scaled = centred if share == 0.0 else fit_band(centred, max(bandwidth, 1e-3), share)[0]
-            frames = _fixed_scale_frames(scaled, n, max_frames)
+            frames = spread_frames(scaled, n, max_frames)
             label, confidence, novelty, closest = decide_burst(frames, classifier, engine)
             tried.append((len(frames) >= 2, confidence, label, share, len(frames), novelty, closest))
         _, confidence, label, share, k, novelty, closest = max(tried, key=lambda t: t[:2])

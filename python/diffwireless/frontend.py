@@ -297,11 +297,18 @@ def burst_frames(x: np.ndarray, frame_len: int, max_frames: int, share: float = 
         return fine_carrier(np.stack(frames))[0]
     centred = (x * np.exp(-2j * np.pi * offset * np.arange(len(x)))).astype(np.complex64)
     fitted = sps_signal.resample_poly(centred, up, down).astype(np.complex64) if ratio != 1 else centred
-    if len(fitted) < frame_len:
-        fitted = np.concatenate([fitted, np.zeros(frame_len - len(fitted), np.complex64)])
-    k = min(max_frames, len(fitted) // frame_len)
-    starts = np.linspace(0, len(fitted) - frame_len, k).astype(int)
-    return fine_carrier(np.stack([fitted[s:s + frame_len] for s in starts]))[0]
+    return fine_carrier(spread_frames(fitted, frame_len, max_frames))[0]
+
+
+def spread_frames(x: np.ndarray, frame_len: int, max_frames: int) -> np.ndarray:
+    """Up to ``max_frames`` frames of ``frame_len`` samples spread evenly over ``x`` (one zero-padded frame when
+    ``x`` is shorter): ``[k, frame_len]``, k >= 1."""
+    x = np.asarray(x, dtype=np.complex64)
+    if len(x) < frame_len:
+        x = np.concatenate([x, np.zeros(frame_len - len(x), np.complex64)])
+    k = min(max_frames, len(x) // frame_len)
+    starts = np.linspace(0, len(x) - frame_len, k).astype(int)
+    return np.stack([x[s:s + frame_len] for s in starts])
 
 
 @dataclass

@@ -140,8 +140,7 @@ class engine_block(gr.basic_block):
         in-flight budget with, and drop)."""
         n = max(1, min(self.min_chunk // self.window_in, self.max_in_flight))
         try:
-            job, _ = self.make_job(np.zeros((n, self.window_in), dtype=self.in_dtype), 0, False)
-            self.engine.submit(job).result(timeout=WARM_UP_TIMEOUT_S)
+            self.engine.submit(self.warm_up_job(n)).result(timeout=WARM_UP_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - an exception out of start() would hang the flowgraph
             self.logger.warn(f"warm-up of the engine failed ({type(exc).__name__}: {exc}); going on without")
 
@@ -345,6 +344,11 @@ class engine_block(gr.basic_block):
             self._in_flight -= entry.n_windows
 
     # -- the hooks of a subclass: everything they need comes as arguments --------------------------------------
+
+    def warm_up_job(self, n_windows: int) -> Job:
+        """The job that warms the engine up before a live stream: ``n_windows`` windows of zeros through
+        ``make_job`` (a block whose jobs hold no items for silence makes one that does)."""
+        return self.make_job(np.zeros((n_windows, self.window_in), dtype=self.in_dtype), 0, False)[0]
 
     def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool) -> tuple[Job, Any]:
         """The engine job for ``windows [k, window_in]``, whose first item is input item ``first_in`` (absolute);

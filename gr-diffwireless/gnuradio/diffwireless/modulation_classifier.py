@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pmt
 
-from diffwireless.classifier import FAMILIES, UNKNOWN, ModulationClassifier, decide_frames
-from diffwireless.engine import EngineOptions, NonFiniteItems
+from diffwireless.classifier import FAMILIES, UNKNOWN, Classification, ModulationClassifier, decide_frames
+from diffwireless.engine import EngineOptions, Job, NonFiniteItems
 from diffwireless.frontend import StreamFrontEnd
 
 from gnuradio.diffwireless._pmt import dict_to_pmt
@@ -89,17 +89,23 @@ class modulation_classifier(engine_block):
 
     def make_job(self, windows: np.ndarray, first_in: int, ends_stream: bool):
         if self._stream is None:
-            return self.classifier.job(windows), first_in // self.classifier.frame_len  # the job's first frame
+            return self.classifier.job(windows), {"first_frame": first_in // self.classifier.frame_len}
         finite = np.isfinite(windows).all(axis=1)
         if not finite.all():  # the front end would gate NaN away: name it as the engine does
             raise NonFiniteItems(int(np.argmin(finite)))
         seg = self._stream.segment(windows.ravel())
-        frames = seg.frames if len(seg.frames) else np.zeros((1, self.classifier.frame_len), np.complex64)
-        return self.classifier.job(frames), {"first_in": first_in, "windows": len(windows), "segment": seg}
+        # A stretch without bursts is a job of no items: the engine answers it without the network.
+        return self.classifier.job(seg.frames), {"first_in": first_in, "windows": len(windows), "segment": seg}
+
+    def warm_up_job(self, n_windows: int) -> Job:
+        if self._stream is None:
+            return engine_block.warm_up_job(self, n_windows)
+        # Silence makes no frames through the front end; warm the network on frames of zeros instead.
+        return self.classifier.job(np.zeros((min(n_windows, BURST_FRAMES), self.classifier.frame_len), np.complex64))
 
     def finish(self, result: np.ndarray, context) -> np.ndarray:
         if self._stream is None:
-            c = self.classifier.decide(result)
+            c = context["decided"] = self.classifier.decide(result)  # its tags are made from it too
             return np.where(c.unknown, UNKNOWN_INDEX, c.index).astype(np.int32)
         n = self.classifier.frame_len
         out = np.full(context["windows"], NO_SIGNAL, np.int32)
@@ -115,7 +121,7 @@ class modulation_classifier(engine_block):
 
     def result_tags(self, data: np.ndarray, result: np.ndarray, context) -> list:
         if self._stream is None:
-            return self._frame_tags(result, context)
+            return self._frame_tags(context["decided"], context["first_frame"])
         tags = []
         n, first_in = self.classifier.frame_len, context["first_in"]
         for burst, label, index, confidence, novelty in context["decisions"]:
@@ -129,8 +135,7 @@ class modulation_classifier(engine_block):
             self.message_port_pub(self._port, value)
         return tags
 
-    def _frame_tags(self, result: np.ndarray, first_frame: int) -> list:
-        c = self.classifier.decide(result)
+    def _frame_tags(self, c: Classification, first_frame: int) -> list:
         labels = c.labels()
         tags = []
         for i in np.flatnonzero(c.confidence >= self.min_confidence):

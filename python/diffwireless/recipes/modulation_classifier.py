@@ -68,10 +68,22 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
                    "seconds_on_cpu": round(time.time() - t0, 1)}
 
 
+def batched(call, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    """``call`` over items ``x [N, ...]`` in batches of ``batch``, without gradients, joined as float32."""
+    with torch.inference_mode():
+        return torch.cat([call(x[i:i + batch]) for i in range(0, len(x), batch)]).float()
+
+
 def pooled_features(net: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
     """Features ``[N, F]`` of items ``x [N, 2, L]`` by ``net.features`` in batches (no gradients)."""
-    with torch.inference_mode():
-        return torch.cat([net.features(x[i:i + batch]) for i in range(0, len(x), batch)]).float()
+    return batched(net.features, x, batch)
+
+
+def frame_outputs(model: DiffusionModel, frames: np.ndarray, open_set: bool = False) -> np.ndarray:
+    """The classifier network's output for complex frames ``[N, L]`` run directly (no engine), in batches:
+    ``[N, classes]`` logits, or with ``open_set`` ``[N, classes + 1]`` (the novelty last)."""
+    net = model.network
+    return batched(net.open_set_scores if open_set else net, torch.from_numpy(frame_items(frames))).numpy()
 
 
 def fit_feature_model(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, shrinkage: float = 1e-3) -> None:

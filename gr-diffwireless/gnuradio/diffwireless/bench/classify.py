@@ -30,12 +30,12 @@ from gnuradio import gr
 
 from diffwireless.anomaly import roc_auc
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, snr_axes, wilson_interval
-from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, frame_items,
-                                     majority_family, softmax)
+from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, majority_family,
+                                     softmax)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
-from diffwireless.recipes.modulation_classifier import fit_classifier
+from diffwireless.recipes.modulation_classifier import fit_classifier, frame_outputs
 from diffwireless.recording import open_recording
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
@@ -81,17 +81,6 @@ def real_recordings() -> list[tuple[Path, str]]:
     return out
 
 
-def outputs(model, ds: ModulationDataset, open_set: bool) -> np.ndarray:
-    """The network's output for every frame (open set: logits and novelty), in batches, no engine."""
-    import torch
-
-    x = torch.from_numpy(frame_items(ds.frames))
-    net = model.network
-    call = net.open_set_scores if open_set else net
-    with torch.inference_mode():
-        return torch.cat([call(x[i:i + 512]) for i in range(0, len(x), 512)]).float().numpy()
-
-
 def mean_of_proportions(hits: list[np.ndarray]) -> tuple[float, float, float]:
     """The mean of the per-group hit rates and its 95% interval (normal; groups independent)."""
     rates = np.array([h.mean() for h in hits])
@@ -104,7 +93,7 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
     rows = []
     for name in (NEW, OLD):
         clf = ModulationClassifier(name)
-        decided = clf.decide(outputs(clf.model, test, clf.novelty_threshold is not None))
+        decided = clf.decide(frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None))
         labels = np.array([clf.classes[i] for i in decided.index])
         family_hit = np.array([FAMILIES[a] == FAMILIES[b] for a, b in zip(labels, test.labels)])
         class_hit = labels == test.labels
@@ -135,13 +124,13 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
                                    classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS)
     high = test.snr_db >= 0
     held = np.isin(test.labels, held_out)
-    out = outputs(model, test, open_set=True)
+    out = frame_outputs(model, test.frames, open_set=True)
     logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
     peak = logits.max(axis=1, keepdims=True)
     energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
     scores = {"mahalanobis": distance, "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1)}
     full = ModulationClassifier(NEW)
-    p_full = softmax(outputs(full.model, test, open_set=True)[:, :-1])
+    p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])
     scores[f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"] = p_full[
         :, [full.classes.index(c) for c in held_out]].sum(axis=1)
     rows = []

@@ -39,10 +39,10 @@ def _run(source_blocks: list, n: int, out_type: str = "c") -> np.ndarray:
     return np.asarray(sink.data())
 
 
-def _audio(n: int, rng: np.random.Generator, bandwidth: float) -> np.ndarray:
-    """Band-limited Gaussian 'audio' (cycles/sample bandwidth), peak-normalised to 1."""
+def band_limited_audio(n: int, rng: np.random.Generator, bandwidth: float) -> np.ndarray:
+    """Band-limited Gaussian 'audio' (cycles/sample bandwidth, at least one bin), peak-normalised to 1."""
     spec = np.fft.rfft(rng.standard_normal(n))
-    spec[int(bandwidth * n):] = 0
+    spec[max(1, int(bandwidth * n)):] = 0
     a = np.fft.irfft(spec, n)
     return (a / np.max(np.abs(a))).astype(np.float32)
 
@@ -67,10 +67,10 @@ def clean_signal(label: str, n: int, rng: np.random.Generator) -> np.ndarray:
         tagger = blocks.stream_to_tagged_stream(gr.sizeof_char, 1, 96, "packet_len")
         x = _run([src, tagger, digital.ofdm_tx(fft_len=64, packet_length_tag_key="packet_len")], n)
     elif label == "wbfm":
-        audio = _audio(n // 4 + 64, rng, 0.1)  # wfm_tx interpolates by quad_rate / audio_rate = 4
+        audio = band_limited_audio(n // 4 + 64, rng, 0.1)  # wfm_tx interpolates by quad_rate / audio_rate = 4
         x = _run([blocks.vector_source_f(audio.tolist()), analog.wfm_tx(audio_rate=64000, quad_rate=256000)], n)
     elif label == "am-dsb":
-        audio = _audio(n + 64, rng, 0.02)
+        audio = band_limited_audio(n + 64, rng, 0.02)
         x = _run([blocks.vector_source_f(audio.tolist()), blocks.multiply_const_ff(0.5), blocks.add_const_ff(1.0),
                   blocks.float_to_complex()], n)
     else:

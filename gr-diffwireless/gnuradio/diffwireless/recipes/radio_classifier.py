@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from diffwireless.bench.results import wilson_interval
-from diffwireless.classifier import ModulationClassifier, frame_items
+from diffwireless.classifier import ModulationClassifier
 from diffwireless.frontend import BAND_SHARE
 from diffwireless.modulation_data import FRAME_LEN, ModulationDataset
 from diffwireless.models import DiffusionModel, save_model
-from diffwireless.recipes.modulation_classifier import fit_classifier, novelty_threshold
+from diffwireless.recipes.modulation_classifier import fit_classifier, frame_outputs, novelty_threshold
 
 from gnuradio.diffwireless.recipes.radio_sources import RADIO_CLASSES, synthesize_radio
 
@@ -35,15 +35,6 @@ ITERATIONS = 8000
 WIDTHS = (32, 48, 64, 96)  # wider than modclass_resnet's: 12 classes over wide spans (the front end, not the
 # network, bounds the block's speed: at most 4 frames a burst)
 KEEP_KNOWN = 0.95  # share of known validation frames (SNR >= 0 dB) the novelty threshold keeps
-
-
-def open_set_outputs(model: DiffusionModel, ds: ModulationDataset) -> np.ndarray:
-    """``[N, classes + 1]``: logits and novelty of every frame of ``ds`` (the network run directly, in batches)."""
-    import torch
-
-    x = torch.from_numpy(frame_items(ds.frames))
-    with torch.inference_mode():
-        return torch.cat([model.network.open_set_scores(x[i:i + 512]) for i in range(0, len(x), 512)]).numpy()
 
 
 def accuracy_rows(clf: ModulationClassifier, ds: ModulationDataset, outputs: np.ndarray) -> list[dict]:
@@ -68,12 +59,12 @@ def train(out_dir: str | Path, seed: int = SEED) -> DiffusionModel:
                                    augment="rotation", open_set=True, widths=WIDTHS)
     del train_ds
     validation = synthesize_radio(VALIDATION_BURSTS, SNRS_DB, seed + 2)
-    known = open_set_outputs(model, validation)[:, -1][validation.snr_db >= 0]
+    known = frame_outputs(model, validation.frames, open_set=True)[:, -1][validation.snr_db >= 0]
     threshold = novelty_threshold(known, KEEP_KNOWN)
     model.card = {"classes": list(RADIO_CLASSES), "band_share": BAND_SHARE,
                   "open_set": {"score": "mahalanobis", "threshold": threshold, "keep_known": KEEP_KNOWN}}
     eval_ds = synthesize_radio(EVAL_BURSTS, SNRS_DB, seed + 1)
-    rows = accuracy_rows(ModulationClassifier(model), eval_ds, open_set_outputs(model, eval_ds))
+    rows = accuracy_rows(ModulationClassifier(model), eval_ds, frame_outputs(model, eval_ds.frames, open_set=True))
     model.card = {
         "description": "Modulation classifier of real captures: bursts through the front end (band fitted to "
                        f"{BAND_SHARE} of the rate), 1024-sample frames, 12 classes, 'unknown' by the Mahalanobis "

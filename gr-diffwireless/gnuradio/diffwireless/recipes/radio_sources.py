@@ -39,6 +39,7 @@ from diffwireless.modulation_data import FRAME_LEN, ModulationDataset
 from diffwireless.progress import track
 
 from gnuradio.diffwireless.constellations import gr_constellation
+from gnuradio.diffwireless.recipes.modulation_sources import band_limited_audio
 
 RADIO_CLASSES = ("bpsk", "qpsk", "8psk", "16qam", "64qam", "2fsk", "gfsk", "gmsk", "ook", "am-dsb", "wbfm", "ofdm")
 LINEAR = ("bpsk", "qpsk", "8psk", "16qam", "64qam")
@@ -58,13 +59,6 @@ def _run(blocks_chain: list, out: str = "c") -> np.ndarray:
 
 def _loguniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
-
-
-def _audio(n: int, rng: np.random.Generator, bandwidth: float) -> np.ndarray:
-    spec = np.fft.rfft(rng.standard_normal(n))
-    spec[max(1, int(bandwidth * n)):] = 0
-    a = np.fft.irfft(spec, n)
-    return (a / np.max(np.abs(a))).astype(np.float32)
 
 
 def _linear(label: str, n_symbols: int, rng: np.random.Generator) -> np.ndarray:
@@ -147,10 +141,10 @@ def _ofdm(n_symbols: int, rng: np.random.Generator) -> np.ndarray:
 def _analog(label: str, n_symbols: int, rng: np.random.Generator) -> np.ndarray:
     n = n_symbols * 16
     if label == "am-dsb":
-        audio = _audio(n, rng, _loguniform(rng, 0.003, 0.05))
+        audio = band_limited_audio(n, rng, _loguniform(rng, 0.003, 0.05))
         return _run([blocks.vector_source_f(audio.tolist()), blocks.multiply_const_ff(float(rng.uniform(0.3, 0.9))),
                      blocks.add_const_ff(1.0), blocks.float_to_complex()])
-    audio = _audio(n // 4 + 64, rng, _loguniform(rng, 0.02, 0.2))
+    audio = band_limited_audio(n // 4 + 64, rng, _loguniform(rng, 0.02, 0.2))
     with contextlib.redirect_stdout(io.StringIO()):  # wfm_tx prints its filter's length
         wfm = analog.wfm_tx(audio_rate=64000, quad_rate=256000, max_dev=float(rng.uniform(15e3, 75e3)))
     return _run([blocks.vector_source_f(audio.tolist()), wfm])
