@@ -3,6 +3,8 @@ Mahalanobis novelty through the engine, and 'unknown' decisions from the card's 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -99,3 +101,58 @@ def test_the_novelty_threshold_can_be_moved(model):
         ModulationClassifier(model, novelty_threshold=-1.0)
     with pytest.raises(ModelError, match="no novelty score"):
         ModulationClassifier("modclass_resnet", novelty_threshold=10.0)
+
+
+def test_input_feature_channels_show_psk_powers_and_cyclic_prefix():
+    from diffwireless.nn import iq_feature_channels
+
+    rng = np.random.default_rng(3)
+    n = 1024
+    qpsk = np.exp(1j * (np.pi / 4 + np.pi / 2 * rng.integers(0, 4, n))).astype(np.complex64)
+    eight = np.exp(1j * np.pi / 4 * rng.integers(0, 8, n)).astype(np.complex64)
+    # OFDM of 64 carriers with a 16-sample cyclic prefix: its autocorrelation peaks at lag 64.
+    symbols = [np.fft.ifft(rng.standard_normal(64) + 1j * rng.standard_normal(64)) for _ in range(n // 80 + 1)]
+    ofdm = np.concatenate([np.r_[s[-16:], s] for s in symbols])[:n].astype(np.complex64)
+    padded = np.r_[qpsk[:300], np.zeros(n - 300)].astype(np.complex64)  # a burst shorter than its frame
+    x = torch.from_numpy(frame_items(np.stack([qpsk, eight, ofdm, padded])))
+    y = iq_feature_channels(x, ("powers", "autocorr"))
+    assert y.shape == (4, 9, n) and bool(torch.isfinite(y).all())
+    assert torch.equal(y[:, :2], x)
+    fourth = torch.complex(y[:, 4], y[:, 5]).mean(dim=1).abs()
+    eighth = torch.complex(y[:, 6], y[:, 7]).mean(dim=1).abs()
+    assert fourth[0] > 0.9 and fourth[1] < 0.1 and eighth[1] > 0.9  # QPSK's 4th power is constant, 8PSK's 8th
+    r = y[2, 8]
+    assert r[0] == pytest.approx(1.0) and int(torch.argmax(r[8:200])) + 8 == 64
+    with pytest.raises(ValueError, match="unknown input features"):
+        iq_feature_channels(x, ("cumulants",))
+
+
+def test_network_with_input_features_round_trips_and_hostile_features_are_refused(tmp_path):
+    from diffwireless.errors import ModelError
+
+    torch.manual_seed(1)
+    m = build_model("toy_features", "iq_resnet1d", {"item_shape": [2, 256], "num_classes": 2, "widths": [8, 8],
+                                                    "input_features": ["powers", "autocorr"]}, None,
+                    card={"classes": list(CLASSES)})
+    assert m.network.stem[0].in_channels == 9
+    m.network.eval()
+    save_model(m, tmp_path / "toy_features", m.card)
+    loaded = load_model(tmp_path / "toy_features.safetensors")
+    x = torch.from_numpy(frame_items(frames("tone", 4, np.random.default_rng(0))))
+    with torch.no_grad():
+        assert torch.allclose(loaded.network(x), m.network(x))
+    with pytest.raises(ValueError, match="unknown input features"):
+        IQResNet1d(**{**m.network.config, "input_features": ["rm -rf"]})
+    # A file whose header asks for a feature this version does not know is refused, naming the file.
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = tmp_path / "toy_features.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    key = next(iter(meta))
+    header = json.loads(meta[key])
+    header["config"]["input_features"] = ["powers", "cumulants"]
+    save_file(tensors, str(path), metadata={key: json.dumps(header)})
+    with pytest.raises(ModelError, match="toy_features.safetensors.*unknown input features"):
+        load_model(path)

@@ -272,6 +272,40 @@ class _ResBlock1d(nn.Module):
         return torch.relu(self.norm2(self.conv2(h)) + self.skip(x))
 
 
+# Channels an ``iq_resnet1d`` can derive from its IQ input before the first convolution (``input_features``).
+IQ_FEATURES = ("powers", "autocorr")
+POWERS = (2, 4, 8)  # BPSK, QPSK/QAM and 8PSK have a constant part (a spectral line) at these powers
+
+
+def iq_feature_channels(x: torch.Tensor, features: tuple[str, ...] | list[str]) -> torch.Tensor:
+    """``x [B, 2, L]`` (I and Q) with derived channels after it: ``[B, 2 + C, L]``.
+
+    - ``powers``: for m in :data:`POWERS`, ``z^m / |z|^(m-1)`` (I and Q; the phase times m at the sample's own
+      amplitude): a PSK's m-th power has a constant part that a convolution and a mean over time find, and that
+      a network reads poorly from the IQ itself. 6 channels.
+    - ``autocorr``: ``|r(k)| / r(0)`` for lags ``k = 0 .. L-1`` (``r`` the frame's autocorrelation, linear, not
+      circular): an OFDM symbol's cyclic prefix shows as a peak at the FFT size, a repeated telegram at its period,
+      a symbol rate as the width of the main lobe. 1 channel.
+    """
+    unknown = [f for f in features if f not in IQ_FEATURES]
+    if unknown:
+        raise ValueError(f"unknown input features {unknown}; known: {IQ_FEATURES}")
+    z = torch.complex(x[:, 0].float(), x[:, 1].float())
+    channels = [x]
+    if "powers" in features:
+        magnitude = z.abs()
+        phasor = z / magnitude.clamp_min(1e-12)  # 0 where z is 0 (zero padding)
+        for m in POWERS:
+            u = phasor ** m * magnitude
+            channels.append(torch.stack([u.real, u.imag], dim=1).to(x.dtype))
+    if "autocorr" in features:
+        n = z.shape[-1]
+        spectrum = torch.fft.fft(z, 2 * n)
+        r = torch.fft.ifft(spectrum.abs() ** 2)[:, :n].abs()
+        channels.append((r / r[:, :1].clamp_min(1e-12)).unsqueeze(1).to(x.dtype))
+    return torch.cat(channels, dim=1)
+
+
 class IQResNet1d(nn.Module):
     """A small 1-D ResNet classifier of IQ frames: ``x [B, 2, L]`` (I and Q rows) -> ``[B, num_classes]`` logits.
 
@@ -284,18 +318,28 @@ class IQResNet1d(nn.Module):
     ``[num_classes, F]`` and one shared precision ``[F, F]``, ``F = 2 * widths[-1]``; filled after training) and
     :meth:`open_set_scores` gives the logits and the Mahalanobis distance to the nearest class: large for inputs
     unlike every training class.
+
+    ``input_features`` (:data:`IQ_FEATURES`): channels derived from the IQ inside the network
+    (:func:`iq_feature_channels`), so that callers still give ``[B, 2, L]``.
     """
 
     def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int,
                  widths: tuple[int, ...] | list[int] = (24, 32, 48, 64), stem_stride: int = 4,
-                 open_set: bool = False) -> None:
+                 open_set: bool = False, input_features: tuple[str, ...] | list[str] = ()) -> None:
         super().__init__()
         self.item_shape = tuple(int(s) for s in item_shape)
         self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "widths": list(widths),
                        "stem_stride": stem_stride}
         if open_set:  # only then, so that the settings of models saved before it stay valid
             self.config["open_set"] = True
-        self.stem = nn.Sequential(nn.Conv1d(2, widths[0], 2 * stem_stride - 1, stride=stem_stride,
+        self.input_features = tuple(input_features)
+        unknown = [f for f in self.input_features if f not in IQ_FEATURES]
+        if unknown:
+            raise ValueError(f"unknown input features {unknown}; known: {IQ_FEATURES}")
+        in_channels = 2 + 2 * len(POWERS) * ("powers" in self.input_features) + ("autocorr" in self.input_features)
+        if self.input_features:  # as open_set: absent from the settings of models saved before it
+            self.config["input_features"] = list(self.input_features)
+        self.stem = nn.Sequential(nn.Conv1d(in_channels, widths[0], 2 * stem_stride - 1, stride=stem_stride,
                                             padding=stem_stride - 1), nn.BatchNorm1d(widths[0]), nn.ReLU())
         stages, c = [], widths[0]
         for w in widths:
@@ -310,6 +354,8 @@ class IQResNet1d(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[B, F]`` of frames ``x [B, 2, L]`` (what the linear head sees)."""
+        if self.input_features:
+            x = iq_feature_channels(x, self.input_features)
         h = self.stages(self.stem(x))
         return torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
 

@@ -23,14 +23,16 @@ AUGMENTATIONS = ("none", "rotation", "classical")
 def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATIONS, name: str = "modclass",
                    classes: tuple[str, ...] = CLASSES, augment: str = "rotation",
                    synthetic: ModulationDataset | None = None, open_set: bool = False,
-                   widths: tuple[int, ...] | None = None) -> tuple[DiffusionModel, dict]:
+                   widths: tuple[int, ...] | None = None, input_features: tuple[str, ...] = ()
+                   ) -> tuple[DiffusionModel, dict]:
     """Train a classifier on ``ds`` (plus ``synthetic`` frames, drawn like real ones); returns the model (card not
     yet filled) and the training record.
 
     ``augment``: ``none``; ``rotation`` (a uniform carrier phase per frame and batch, the shipped recipe); or
     ``classical`` (:func:`~diffwireless.augmentation.classical_augment`). Adam with a cosine schedule, cross-entropy.
     With ``open_set`` the network holds a feature model, fitted here on the training frames
-    (:func:`fit_feature_model`). ``widths``: the network's stage widths (default: ``iq_resnet1d``'s).
+    (:func:`fit_feature_model`). ``widths``: the network's stage widths (default: ``iq_resnet1d``'s);
+    ``input_features``: channels the network derives from the IQ (:data:`diffwireless.nn.IQ_FEATURES`).
     """
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
@@ -39,6 +41,8 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     config = {"item_shape": [2, ds.frame_len], "num_classes": len(classes)}
     if widths is not None:
         config["widths"] = list(widths)
+    if input_features:
+        config["input_features"] = list(input_features)
     model = build_model(name, ARCH, {**config, "open_set": True} if open_set else config, None,
                         card={"classes": list(classes)})
     net = model.network.train()

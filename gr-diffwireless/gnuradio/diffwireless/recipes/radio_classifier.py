@@ -5,8 +5,8 @@ classes over the span real transmitters use, bursts with edges, carrier offsets,
 converters), each through the front end that captures take (:func:`diffwireless.frontend.burst_frames`, the band
 fitted to :data:`~diffwireless.frontend.BAND_SHARE`). Training set: seed 0, :data:`TRAIN_BURSTS` bursts per class
 and SNR over -10..30 dB in 2 dB steps; the novelty threshold from seed 2 (:data:`VALIDATION_BURSTS` per point);
-evaluation: seed 1 (:data:`EVAL_BURSTS` per point). ``iq_resnet1d`` (stage widths :data:`WIDTHS`) with its
-feature model (``open_set``): a frame
+evaluation: seed 1 (:data:`EVAL_BURSTS` per point). ``iq_resnet1d`` (stage widths :data:`WIDTHS`, the channels
+:data:`INPUT_FEATURES` derived from the IQ) with its feature model (``open_set``): a frame
 whose Mahalanobis distance to every class is over the threshold that keeps 95% of the validation frames at
 0 dB and above is decided ``unknown``.
 """
@@ -31,7 +31,11 @@ NAME = "modclass_radio"
 SEED = 0
 SNRS_DB = tuple(float(s) for s in range(-10, 31, 2))
 TRAIN_BURSTS, VALIDATION_BURSTS, EVAL_BURSTS = 64, 6, 12
-ITERATIONS = 8000
+ITERATIONS = 16000
+# Channels the network derives from the IQ (diffwireless.nn.iq_feature_channels): the 2nd/4th/8th powers (a PSK's
+# or QAM's constant part there, which the front end's residual-carrier removal leaves still) and the autocorrelation
+# (an OFDM symbol's cyclic prefix as a peak at its FFT size).
+INPUT_FEATURES = ("powers", "autocorr")
 WIDTHS = (32, 48, 64, 96)  # wider than modclass_resnet's: 12 classes over wide spans (the front end, not the
 # network, bounds the block's speed: at most 4 frames a burst)
 KEEP_KNOWN = 0.95  # share of known validation frames (SNR >= 0 dB) the novelty threshold keeps
@@ -56,7 +60,8 @@ def train(out_dir: str | Path, seed: int = SEED) -> DiffusionModel:
     t0 = time.time()
     train_ds = synthesize_radio(TRAIN_BURSTS, SNRS_DB, seed)
     model, record = fit_classifier(train_ds, seed, iterations=ITERATIONS, name=NAME, classes=RADIO_CLASSES,
-                                   augment="rotation", open_set=True, widths=WIDTHS)
+                                   augment="rotation", open_set=True, widths=WIDTHS,
+                                   input_features=INPUT_FEATURES)
     del train_ds
     validation = synthesize_radio(VALIDATION_BURSTS, SNRS_DB, seed + 2)
     known = frame_outputs(model, validation.frames, open_set=True)[:, -1][validation.snr_db >= 0]
@@ -67,8 +72,9 @@ def train(out_dir: str | Path, seed: int = SEED) -> DiffusionModel:
     rows = accuracy_rows(ModulationClassifier(model), eval_ds, frame_outputs(model, eval_ds.frames, open_set=True))
     model.card = {
         "description": "Modulation classifier of real captures: bursts through the front end (band fitted to "
-                       f"{BAND_SHARE} of the rate), 1024-sample frames, 12 classes, 'unknown' by the Mahalanobis "
-                       "distance of its features.",
+                       f"{BAND_SHARE} of the rate), 1024-sample frames (with their 2nd/4th/8th powers and "
+                       "autocorrelation as input channels), 12 classes, 'unknown' by the Mahalanobis distance of "
+                       "its features.",
         "classes": list(RADIO_CLASSES), "frame_len": FRAME_LEN, "band_share": BAND_SHARE,
         "open_set": {"score": "mahalanobis (squared, to the nearest class mean, shared covariance)",
                      "threshold": round(threshold, 4), "keep_known": KEEP_KNOWN,
