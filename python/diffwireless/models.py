@@ -118,10 +118,17 @@ def resolve_model_path(path: str | Path) -> Path:
 
 
 def save_model(model: DiffusionModel, path: str | Path, card: dict[str, Any] | None = None) -> tuple[Path, Path]:
-    """Write ``NAME.safetensors`` and ``NAME.json``; the card gets the size and parameter count filled in."""
+    """Write ``NAME.safetensors`` and ``NAME.json``; the card gets the size and parameter count filled in.
+
+    Over several training processes (:mod:`diffwireless.distributed`) only process 0 writes; the others return
+    the same paths."""
     from safetensors.torch import save_file
 
+    from diffwireless.distributed import is_writer
+
     weights, card_path = model_paths(path)
+    if not is_writer():
+        return weights, card_path
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.network.state_dict().items()}
     save_file(tensors, str(weights), metadata={_METADATA_KEY: json.dumps(model.header(), sort_keys=True)})

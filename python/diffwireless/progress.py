@@ -30,7 +30,7 @@ def set_reporter(reporter: Reporter | None) -> Reporter | None:
 
 def track(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterable[T]:
     """``iterable``, its progress reported under ``desc`` when a reporter is installed."""
-    if _reporter is None:
+    if _reporter is None or not _writer():
         return iterable
     if total is None:
         try:
@@ -38,3 +38,10 @@ def track(iterable: Iterable[T], desc: str, total: int | None = None) -> Iterabl
         except TypeError:
             total = None
     return _reporter(iterable, total, desc)
+
+
+def _writer() -> bool:
+    """Only process 0 of several training together (torchrun) reports progress."""
+    from diffwireless.distributed import is_writer
+
+    return is_writer()

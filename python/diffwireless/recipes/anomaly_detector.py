@@ -28,7 +28,9 @@ import torch
 from diffwireless.anomaly import (ARCH, AnomalyDetector, PFA_GRID, calibrate, energy_score, log_spectrogram, roc_auc,
                                   spectral_kurtosis_score)
 from diffwireless.diffusion.schedule import NoiseSchedule
-from diffwireless.diffusion.training import noise_prediction_step
+from diffwireless.diffusion.training import noise_prediction_step, optimizer_step
+from diffwireless.distributed import record as distributed_record
+from diffwireless.distributed import shard, wrap
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.models import DiffusionModel, build_model, save_model
 from diffwireless import spectrum_scenes as scenes
@@ -56,6 +58,19 @@ def _windows(make, n: int, chunk: int = 1000) -> np.ndarray:
     return np.concatenate([make(min(chunk, n - i)) for i in range(0, n, chunk)])
 
 
+class _Reconstruction(torch.nn.Module):
+    """The autoencoder of an anomaly network as one module (its forward: encode, then decode), so that the
+    autoencoder stage can run under DistributedDataParallel without the denoiser's parameters."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.encoder, self.decoder_in, self.decoder = net.encoder, net.decoder_in, net.decoder
+        self._net = (net,)  # not a submodule: its denoiser takes no part in this stage
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._net[0].decode(self._net[0].encode(x))
+
+
 def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: float, window: int, n_fft: int,
         seed: int, ae_iterations: int = AE_ITERATIONS, ddpm_iterations: int = DDPM_ITERATIONS,
         card: dict[str, Any] | None = None) -> DiffusionModel:
@@ -73,14 +88,10 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
     opt = torch.optim.Adam(ae_params, lr=AE_LR)
     lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, ae_iterations)
     ae_losses = []
+    reconstruction = wrap(_Reconstruction(net))
     for _ in track(range(ae_iterations), "anomaly: autoencoder"):
-        x = data[torch.randint(0, len(data), (AE_BATCH,), generator=gen)]
-        loss = torch.mean((net.decode(net.encode(x)) - x) ** 2)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        lr.step()
-        ae_losses.append(loss.item())
+        x = shard(data[torch.randint(0, len(data), (AE_BATCH,), generator=gen)])
+        ae_losses.append(optimizer_step(opt, lr, torch.mean((reconstruction(x) - x) ** 2)))
     with torch.no_grad():
         z = torch.cat([net.encoder(data[i:i + 4096]) for i in range(0, len(data), 4096)])
         net.z_mean.copy_(z.mean(0))
@@ -90,10 +101,11 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
     lr = torch.optim.lr_scheduler.CosineAnnealingLR(opt, ddpm_iterations)
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
     ddpm_losses = []
+    denoiser = wrap(net.denoiser)
     for _ in track(range(ddpm_iterations), "anomaly: latent DDPM"):
         z0 = z[torch.randint(0, len(z), (DDPM_BATCH,), generator=gen)]
         t = torch.randint(0, schedule.num_train_steps, (DDPM_BATCH,), generator=gen)
-        ddpm_losses.append(noise_prediction_step(net.denoiser, opt, lr, abar, z0, t, gen))
+        ddpm_losses.append(noise_prediction_step(denoiser, opt, lr, abar, z0, t, gen))
     net.eval()
     train_s = time.time() - t0
     model.card = dict(card or {})
@@ -123,7 +135,7 @@ def fit(name: str, train_features: np.ndarray, cal_iq: np.ndarray, ref_power: fl
         "latent_ddpm": {"iterations": ddpm_iterations, "batch": DDPM_BATCH, "optimizer": f"Adam lr {DDPM_LR}, cosine",
                         "loss": "DDPM noise prediction (MSE) on the standardised latent",
                         "final_loss_mean_last_100": float(np.mean(ddpm_losses[-100:]))},
-        "seconds_on_cpu": round(train_s, 1),
+        "seconds_on_cpu": round(train_s, 1), **distributed_record(),
     }
     model.card["schedule"] = schedule.to_dict()
     model.card["calibration_note"] = ("thresholds: the 1 - pfa quantile of each method's score over the "

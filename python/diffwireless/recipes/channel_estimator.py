@@ -39,6 +39,8 @@ from diffwireless.chanest import (DiffusionChannelEstimator, grid_items, lmmse, 
                                   snr_noise_var)
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.diffusion.training import noise_prediction_step
+from diffwireless.distributed import record as distributed_record
+from diffwireless.distributed import wrap
 from diffwireless.engine import DenoiseEngine
 from diffwireless.fading import TDL, ExpCorrelated, OFDMGrid, SparseClustered
 from diffwireless.models import DiffusionModel, build_model, save_model
@@ -140,11 +142,12 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
     abar = torch.tensor(schedule.alphas_cumprod, dtype=torch.float32)
     losses: list[float] = []
     t_start = time.time()
+    trained = wrap(net)
     for _ in track(range(iterations), "channel prior"):
         x0 = torch.from_numpy(grid_items(fam.sample(fam.batch, rng)))
         nsr = 10.0 ** (rng.uniform(*TRAIN_NSR_DB, fam.batch) / 10.0)
         t = torch.from_numpy(schedule.steps_for_noise_vars(nsr))
-        losses.append(noise_prediction_step(net, opt, lr_sched, abar, x0, t, gen))
+        losses.append(noise_prediction_step(trained, opt, lr_sched, abar, x0, t, gen))
     net.eval()
     model.card = {
         "description": f"Diffusion prior of OFDM channel grids ({family}) for the diffusion channel estimator "
@@ -157,7 +160,7 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
         "training": {"seed": seed, "iterations": iterations, "batch": fam.batch,
                      "optimizer": f"Adam, one-cycle lr max {LR}", "loss": "MSE of the predicted noise",
                      "final_loss_mean_last_100": float(np.mean(losses[-100:])),
-                     "seconds_on_cpu": round(time.time() - t_start, 1)},
+                     "seconds_on_cpu": round(time.time() - t_start, 1), **distributed_record()},
         "schedule": schedule.to_dict(),
         "input_convention": "grid [2, carriers, symbols] = sqrt(2) (Re H, Im H); carriers ascending",
         "reproduce": f"dw-train {name}",

@@ -22,6 +22,8 @@ import torch
 from diffwireless.denoiser import IQDenoiser, iq_pairs, noise_var_per_dim, output_snr_db, window_lmmse
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.diffusion.training import noise_prediction_step
+from diffwireless.distributed import record as distributed_record
+from diffwireless.distributed import wrap
 from diffwireless.engine import DenoiseEngine
 from diffwireless.models import DiffusionModel, build_model, save_model
 from diffwireless.signals import psk_rrc
@@ -71,10 +73,11 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
     gen = torch.Generator().manual_seed(seed)
     t0 = time.time()
     losses = []
+    trained = wrap(net)
     for _ in track(range(iterations), "IQ denoiser"):
         x0 = torch.from_numpy(iq_pairs(data.windows(BATCH)))
         t = torch.randint(0, t_max + 1, (BATCH,), generator=gen)
-        losses.append(noise_prediction_step(net, opt, sched_lr, abar, x0, t, gen))
+        losses.append(noise_prediction_step(trained, opt, sched_lr, abar, x0, t, gen))
     net.eval()
     train_s = time.time() - t0
     evaluation = evaluate(model, seed=seed + 1)
@@ -87,7 +90,7 @@ def train(out_dir: str | Path, seed: int = SEED, iterations: int = ITERATIONS) -
                  "train_snr_db_min": MIN_TRAIN_SNR_DB, "train_steps_max": t_max},
         "training": {"seed": seed, "iterations": iterations, "batch": BATCH, "optimizer": f"Adam lr {LR}, cosine",
                      "loss": "DDPM noise prediction (MSE)", "final_loss_mean_last_100": float(np.mean(losses[-100:])),
-                     "seconds_on_cpu": round(train_s, 1)},
+                     "seconds_on_cpu": round(train_s, 1), **distributed_record()},
         "schedule": schedule.to_dict(),
         "input_convention": "complex64 windows, signal power 1 (set signal_power otherwise); (re, im) pairs",
         "evaluation": evaluation,

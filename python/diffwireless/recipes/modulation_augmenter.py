@@ -18,6 +18,8 @@ import torch
 from diffwireless.augmentation import ARCH, conditioning, diffusion_items, random_phase
 from diffwireless.diffusion.schedule import NoiseSchedule
 from diffwireless.diffusion.training import noise_prediction_step
+from diffwireless.distributed import record as distributed_record
+from diffwireless.distributed import wrap
 from diffwireless.modulation_data import CLASSES, ModulationDataset
 from diffwireless.models import DiffusionModel, build_model
 from diffwireless.progress import track
@@ -42,16 +44,17 @@ def fit_augmenter(ds: ModulationDataset, seed: int, iterations: int = ITERATIONS
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     t0, losses = time.time(), []
+    trained = wrap(net)
     for _ in track(range(iterations), "augmenter"):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
         x0 = random_phase(x[idx], gen)
         c = cond[idx].clone()
         c[torch.rand(BATCH, generator=gen) < P_UNCOND, : len(classes)] = 0.0
         t = torch.randint(0, SCHEDULE.num_train_steps, (BATCH,), generator=gen)
-        losses.append(noise_prediction_step(net, opt, sched, abar, x0, t, gen, cond=c))
+        losses.append(noise_prediction_step(trained, opt, sched, abar, x0, t, gen, cond=c))
     net.eval()
     return model, {"seed": seed, "iterations": iterations, "batch": BATCH, "optimizer": f"Adam lr {LR}, cosine",
                    "loss": f"noise prediction (MSE), class dropped for {P_UNCOND:.0%} of items, random carrier "
                            "phase per item", "train_frames": len(x),
                    "final_loss_mean_last_100": float(np.mean(losses[-100:])),
-                   "seconds_on_cpu": round(time.time() - t0, 1)}
+                   "seconds_on_cpu": round(time.time() - t0, 1), **distributed_record()}

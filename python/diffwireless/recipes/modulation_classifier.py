@@ -12,6 +12,8 @@ import torch
 from diffwireless.augmentation import classical_augment, random_phase
 from diffwireless.classifier import ARCH, frame_items
 from diffwireless.diffusion.training import optimizer_step
+from diffwireless.distributed import record as distributed_record
+from diffwireless.distributed import shard, wrap
 from diffwireless.modulation_data import CLASSES, ModulationDataset
 from diffwireless.models import DiffusionModel, build_model
 from diffwireless.progress import track
@@ -52,6 +54,7 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     t0, losses = time.time(), []
+    trained = wrap(net)  # over several processes: each trains on its share of the global batch
     for _ in track(range(iterations), "classifier"):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
         xb = x[idx]
@@ -59,7 +62,8 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
             xb = random_phase(xb, gen)
         elif augment == "classical":
             xb = classical_augment(xb, gen)
-        losses.append(optimizer_step(opt, sched, torch.nn.functional.cross_entropy(net(xb), y[idx])))
+        loss = torch.nn.functional.cross_entropy(trained(shard(xb)), shard(y[idx]))
+        losses.append(optimizer_step(opt, sched, loss))
     net.eval()
     if open_set:
         fit_feature_model(net, x, y)
@@ -69,7 +73,7 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
                    "loss": loss_note[augment], "train_frames": len(ds.frames),
                    "synthetic_frames": 0 if synthetic is None else len(synthetic.frames),
                    "final_loss_mean_last_100": float(np.mean(losses[-100:])),
-                   "seconds_on_cpu": round(time.time() - t0, 1)}
+                   "seconds_on_cpu": round(time.time() - t0, 1), **distributed_record()}
 
 
 def batched(call, x: torch.Tensor, batch: int = 512) -> torch.Tensor:

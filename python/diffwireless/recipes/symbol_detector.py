@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from diffwireless.diffusion.training import optimizer_step
+from diffwireless.distributed import shard, wrap
 from diffwireless.bench.results import wilson_interval
 from diffwireless.channel import DEFAULT_PROFILE, IDEAL, HardwareProfile, apply_sampled, sample_impairments, simulate
 from diffwireless.constellations import Constellation, exact_awgn_ber, get_constellation
@@ -100,6 +102,7 @@ def train(out_dir: str | Path, constellation: str, seed: int = SEED, iterations:
     points = _pairs(c.points)
     losses: tuple[list[float], list[float]] = ([], [])
     t_start = time.time()
+    trained = [wrap(n) for n in nets]  # over several processes: each trains on its share of the global batch
     for _ in track(range(iterations), "symbol detector"):
         idx, y, snr = data.next(BATCH)
         s, yt = points[torch.from_numpy(idx)], _pairs(y)
@@ -109,14 +112,11 @@ def train(out_dir: str | Path, constellation: str, seed: int = SEED, iterations:
         t = torch.where(torch.rand(BATCH, generator=gen) < 0.5, t0,
                         (torch.rand(BATCH, generator=gen) * (t0 + 1).float()).long().clamp(max=t0))
         a = abar[t].reshape(-1, 1)
-        loss_d = torch.mean((nets[0](a.sqrt() * s + (1 - a).sqrt() * eps_c, t, cond) - eps_c) ** 2)
-        loss_c = torch.nn.functional.cross_entropy(nets[1](yt, None, cond), torch.from_numpy(idx))
+        s, yt, cond, eps_c, t, a, labels = (shard(v) for v in (s, yt, cond, eps_c, t, a, torch.from_numpy(idx)))
+        loss_d = torch.mean((trained[0](a.sqrt() * s + (1 - a).sqrt() * eps_c, t, cond) - eps_c) ** 2)
+        loss_c = torch.nn.functional.cross_entropy(trained[1](yt, None, cond), labels)
         for opt, sched, loss, log in zip(opts, lrs, (loss_d, loss_c), losses):
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            log.append(loss.item())
+            log.append(optimizer_step(opt, sched, loss))
     for n in nets:
         n.eval()
     train_s = time.time() - t_start

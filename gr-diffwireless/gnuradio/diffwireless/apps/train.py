@@ -1,5 +1,8 @@
 """``dw-train``: retrain the shipped models from fixed seeds (``make models`` runs ``dw-train --all``), or train an
-anomaly model of your own band (``dw-train anomaly --normal REC.sigmf-meta``)."""
+anomaly model of your own band (``dw-train anomaly --normal REC.sigmf-meta``).
+
+Over several processes or machines: ``torchrun --nproc-per-node N --no-python dw-train NAME`` (the same global
+batch, each process a share of it; only process 0 writes; :mod:`diffwireless.distributed`)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import argparse
 import sys
 
 import gnuradio.diffwireless.recipes  # noqa: F401 - registers the recipes that need GNU Radio
+from diffwireless import distributed
 from diffwireless.paths import model_dir
 from diffwireless.training import MODELS, train_model
 from gnuradio.diffwireless.apps import _progress
@@ -28,6 +32,18 @@ def main(argv: list[str] | None = None) -> int:
                       help="training iterations of the autoencoder and of the latent DDPM (default 3000 and 4000)")
     args = parser.parse_args(argv)
     _progress.install()
+    try:
+        distributed.start()
+    except RuntimeError as exc:
+        print(f"dw-train: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _train(parser, args)
+    finally:
+        distributed.stop()
+
+
+def _train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.model == "anomaly" or args.normal:
         return _train_anomaly(parser, args)
     names = list(MODELS) if args.all else ([args.model] if args.model else [])
@@ -58,8 +74,9 @@ def _train_anomaly(parser: argparse.ArgumentParser, args: argparse.Namespace) ->
     except (RecordingError, ValueError) as exc:
         print(f"dw-train: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out / (name + '.safetensors')} and {name}.json ({model.card['training']['train_windows']} "
-          f"training windows, {model.card['training']['seconds_on_cpu']} s)")
+    if distributed.is_writer():
+        print(f"wrote {out / (name + '.safetensors')} and {name}.json ({model.card['training']['train_windows']} "
+              f"training windows, {model.card['training']['seconds_on_cpu']} s)")
     return 0
 
 
