@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-APT_PACKAGES := gnuradio gnuradio-dev python3-soapysdr soapysdr-tools python3-matplotlib python3-pyqt5 cmake
+APT_PACKAGES := gnuradio gnuradio-dev python3-zmq python3-soapysdr soapysdr-tools python3-matplotlib python3-pyqt5 cmake
 # GRC's window (Debian's gnuradio recommends, without requiring, GTK's introspection data); Xvfb for the tests and
 # the docs' pictures of GRC.
 GRC_APT_PACKAGES := gir1.2-gtk-3.0 xvfb xauth

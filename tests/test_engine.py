@@ -361,3 +361,25 @@ def test_seeded_jobs_give_the_same_output_whatever_the_batching():
     finally:
         eng.stop()
     assert not np.array_equal(twin[0], twin[1])
+
+
+def test_stats_count_batches_that_mix_sources():
+    eng = DenoiseEngine("cpu", max_batch=256, max_wait_ms=200).start()
+    try:
+        model = mlp()
+        gate = threading.Event()
+        slow = wrapped(lambda x: gate.wait(5))
+        first = eng.submit(Job(slow, items(1), SAMPLER, source="hold"))  # keeps the worker busy
+        time.sleep(0.05)
+        futs = [eng.submit(Job(model, items(4, seed=i), SAMPLER, source=f"stream{i % 2}")) for i in range(4)]
+        gate.set()
+        first.result(timeout=30)
+        for f in futs:
+            f.result(timeout=30)
+        alone = eng.submit(Job(model, items(4), SAMPLER, source="stream0"))
+        alone.result(timeout=30)
+        st = eng.stats()
+        assert st["sources"] == 3
+        assert st["mixed_batches"] >= 1 and st["mixed_batches"] < st["batches"]
+    finally:
+        assert eng.stop(timeout=5)

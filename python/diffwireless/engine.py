@@ -174,6 +174,7 @@ class Job:
             the network runs on batches of one fixed size (:func:`reproducible_rows`, padded), because a network's
             output for a row changes in the last bits with the number of rows it is computed with. Without seeds
             the noise comes from the engine's generator in queue order.
+        source: who submitted it (a block's name; '' unnamed): the engine counts batches that mix sources.
     """
 
     model: DiffusionModel
@@ -181,6 +182,7 @@ class Job:
     sampler: Sampler
     cond: np.ndarray | None = None
     seeds: np.ndarray | None = None
+    source: str = ""
     future: Future = field(default_factory=Future, repr=False)
     policy: str = "block"
     submitted: float = 0.0
@@ -457,6 +459,9 @@ class DenoiseEngine:
             st = self._stats
             st["batches"] += 1
             st["items"] += len(x)
+            sources = {job.source for job, _, _ in parts}
+            st["mixed_batches"] += len(sources) > 1
+            self._sources.update(sources - {""})
             st["batch_max"] = max(st["batch_max"], len(x))
             for job, start, k in parts:
                 piece = y[offset:offset + k]
@@ -593,19 +598,23 @@ class DenoiseEngine:
 
     def _reset_stats(self) -> None:
         self._stats: dict[str, Any] = {"jobs": 0, "jobs_done": 0, "items": 0, "batches": 0, "batch_max": 0,
-                                       "drops": 0, "cancelled": 0, "failures": 0, "oom_retries": 0}
+                                       "drops": 0, "cancelled": 0, "failures": 0, "oom_retries": 0,
+                                       "mixed_batches": 0}
+        self._sources: set[str] = set()
         self._latencies: deque[float] = deque(maxlen=_LATENCY_WINDOW)
 
     def stats(self) -> dict[str, Any]:
         """Counters since start: jobs (submitted), jobs_done, items, batches, batch_mean, batch_max, queue_items,
         queue_jobs, latency_p50_ms / latency_p99_ms (submit to result, last 4096 jobs), drops (items dropped by
         the ``drop`` policy), cancelled (items withdrawn by stopping blocks), failures, oom_retries, batch_cap,
-        device."""
+        device, mixed_batches (batches holding the items of more than one job source: several blocks or streams
+        batched together) and sources (the named sources seen)."""
         with self._cond:
             st = dict(self._stats)
             lat = np.array(self._latencies, dtype=np.float64)
             st["queue_items"] = self._queue_items
             st["queue_jobs"] = len(self._queue)
+            st["sources"] = len(self._sources)
         st["batch_mean"] = st["items"] / st["batches"] if st["batches"] else 0.0
         st["latency_p50_ms"] = float(np.percentile(lat, 50) * 1e3) if lat.size else 0.0
         st["latency_p99_ms"] = float(np.percentile(lat, 99) * 1e3) if lat.size else 0.0

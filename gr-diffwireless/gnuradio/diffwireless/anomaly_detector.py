@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pmt
 
 from diffwireless.anomaly import METHODS, AnomalyDetector, EventTracker
 from diffwireless.engine import EngineOptions
-from diffwireless.tags import RX_TIME
+from diffwireless.tags import RX_RATE, RX_TIME
 
 from gnuradio.diffwireless._pmt import dict_to_pmt
 from gnuradio.diffwireless.engine_block import engine_block
@@ -48,12 +50,13 @@ class anomaly_detector(engine_block):
         threshold: score threshold; 0 takes it from ``pfa``.
         method: ``ae_ddpm``, ``ae``, ``energy``, ``kurtosis``.
         hold: windows under the threshold that end an event.
-        sample_rate: samples/s of the input, for durations and times (0: unknown).
+        sample_rate: samples/s of the input, for durations and times (0: from the input's ``rx_rate`` tags, else
+            unknown).
         engine, max_in_flight, stats_interval_s: as the other engine blocks (policy ``drop`` for live input:
             dropped windows give no score and are counted and tagged ``dw_drop``).
     """
 
-    control_tags = frozenset({RX_TIME})
+    control_tags = frozenset({RX_TIME, RX_RATE})
 
     def __init__(self, model: str = "anomaly_band", pfa: float = 0.01, threshold: float = 0.0,
                  method: str = "ae_ddpm", hold: int = 2, sample_rate: float = 0.0,
@@ -69,6 +72,7 @@ class anomaly_detector(engine_block):
         self.threshold = self._fixed_threshold or self.detector.threshold(self.pfa, method)
         self.hold = int(hold)
         self.sample_rate = float(sample_rate)
+        self._rate_set = self.sample_rate > 0
         window = self.detector.window
         engine_block.__init__(self, "diffwireless_anomaly_detector", np.complex64, np.float32, window, 1,
                               engine=engine, max_in_flight=max_in_flight, stats_interval_s=stats_interval_s,
@@ -96,6 +100,10 @@ class anomaly_detector(engine_block):
         return engine_block.stop(self)
 
     def on_tag(self, key: str, value, offset: int) -> None:
+        if key == RX_RATE:  # the stream's rate, where none was set (a server's streams, a radio's retune)
+            if not self._rate_set and isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+                self.sample_rate = float(value)
+            return
         try:
             seconds, frac = value
             self._time_ref = (int(offset), int(seconds) + float(frac))

@@ -266,6 +266,7 @@ class engine_block(gr.basic_block):
                                    + (rel % self.window_in) * self.window_out // self.window_in, key, value, srcid))
             try:
                 job, entry.context = self.make_job(windows, seg_first, ends_stream)
+                job.source = self.alias()
                 self.engine.submit(job, policy=self.policy)
                 entry.job = job
             except NonFiniteItems as exc:  # the engine checks; name the sample in the stream

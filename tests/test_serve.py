@@ -1,0 +1,131 @@
+"""Front ends into one server over ZeroMQ (dw-frontend, dw-serve) on 127.0.0.1: every sample arrives, each stream's
+findings equal the one-process run of the same recording, the engine's batches mix streams, and a front end killed
+mid-run ends only its own stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from diffwireless.paths import bundled_recording
+
+pytest.importorskip("zmq")
+DEMO = str(bundled_recording())
+
+
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive free TCP ports on 127.0.0.1."""
+    for _ in range(200):
+        base = random.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", base + k))
+                socks.append(s)
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free ports")
+
+
+def tool(name: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", f"gnuradio.diffwireless.apps.{name}", *args]
+
+
+def start(cmd: list[str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(cmd, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict:
+    """The one-process run: the demo recording through dw-live's anomaly chain, lossless."""
+    out = tmp_path_factory.mktemp("reference") / "live.json"
+    run = subprocess.run(tool("live", "anomaly", "--recording", DEMO, "--headless", "--json", str(out)),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
+    port = free_ports(4)
+    report = tmp_path / "serve.json"
+    procs: list[subprocess.Popen] = []  # all started, killed at the end whatever happens
+    # The front ends start first and wait for the server (their samples queue, none is lost); when it comes up
+    # all four streams arrive at once. Three replay once, as fast as the server takes them; the fourth loops at the
+    # recording's pace until it is killed.
+    try:
+        fronts = [start(tool("frontend", "--recording", DEMO, "--connect", f"tcp://127.0.0.1:{port + k}"),
+                        tmp_path / f"front{k}.log") for k in range(3)]
+        procs += fronts
+        doomed = start(tool("frontend", "--recording", DEMO, "--loop", "--realtime", "--connect",
+                            f"tcp://127.0.0.1:{port + 3}"), tmp_path / "front3.log")
+        procs.append(doomed)
+        time.sleep(2.0)
+        server = start(tool("serve", "anomaly", "--listen", f"tcp://127.0.0.1:{port}", "--streams", "4",
+                            "--until-ended", "--idle", "2", "--status", "1", "--json", str(report),
+                            "--record", str(tmp_path / "rec")), tmp_path / "serve.log")
+        procs.append(server)
+        for f in fronts:
+            assert f.wait(timeout=120) == 0, (tmp_path / "front0.log").read_text()
+        time.sleep(1.5)
+        assert server.poll() is None  # still serving the looping stream
+        os.killpg(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=30)
+        assert server.wait(timeout=120) == 0, (tmp_path / "serve.log").read_text()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    log = (tmp_path / "serve.log").read_text()
+    out = json.loads(report.read_text())
+    streams = out["streams"]
+    ref_events = reference["events"]
+    assert ref_events, "the demo recording gives at least one event"
+    for s in streams[:3]:
+        assert s["state"] == "ended" and s["samples"] == 120_000 and s["error"] is None
+        assert s["items_out"] == reference["anomaly"]["items_out"]
+        assert [(e["start"], e["end"]) for e in s["events"]] == [(e["start"], e["end"]) for e in ref_events]
+        for got, want in zip(s["events"], ref_events):
+            assert got["peak"] == pytest.approx(want["peak"], rel=1e-4)
+            assert got["duration_s"] == pytest.approx(want["duration_s"])  # the rate came with the samples
+    killed = streams[3]
+    assert killed["state"] == "silent" and killed["samples"] > 120_000  # it looped before it died
+    assert "stream 3: silent" in log and "stream 0: ended (120000 samples)" in log and "live: " in log
+    engine = out["engine"]
+    assert engine["sources"] == 4 and engine["mixed_batches"] >= 1
+    # Every stream was recorded with its findings, tagged with the stream's index.
+    meta = json.loads((tmp_path / "rec" / "stream1.sigmf-meta").read_text())
+    assert meta["global"]["core:sample_rate"] == pytest.approx(1e6)
+    assert any(a.get("core:label") == "anomaly" for a in meta["annotations"])
+
+
+def test_bad_addresses_are_refused_clearly(tmp_path):
+    bad = subprocess.run(tool("serve", "anomaly", "--listen", "udp://nowhere", "--streams", "2"),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--listen must be a ZeroMQ address" in bad.stderr
+    bad = subprocess.run(tool("frontend", "--recording", DEMO, "--connect", "localhost:5555"),
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--connect must be a ZeroMQ address" in bad.stderr
+    port = free_ports(1)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", port))
+    holder.listen()
+    try:
+        busy = subprocess.run(tool("serve", "anomaly", "--listen", f"tcp://127.0.0.1:{port}", "--seconds", "1"),
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        holder.close()
+    assert busy.returncode == 2 and f"cannot listen on tcp://127.0.0.1:{port}" in busy.stderr
