@@ -104,6 +104,7 @@ class ServeFlowgraph(gr.top_block):
         if streams < 1:
             raise ValueError(f"--streams must be >= 1, got {streams}")
         self.mode = mode
+        self.started_at = 0.0  # time.monotonic() when run() started it
         self.engine = EngineOptions(device=options.engine_device, policy=options.policy)
         self.addresses = [tcp_port(check_address(listen, "--listen"), k) for k in range(streams)]
         # Python blocks are kept here: GNU Radio holds only their C++ side, and a collected one crashes the scheduler.
@@ -158,7 +159,8 @@ class ServeFlowgraph(gr.top_block):
         for k, (tap, block, msgs) in enumerate(zip(self.taps, self.blocks, self.messages)):
             st = block.stats()
             entry = {"stream": k, "address": self.addresses[k], "state": self.state(k, idle_s), "samples": tap.samples,
-                     "sample_rate": tap.sample_rate, "items_out": st["items_out"],
+                     "sample_rate": tap.sample_rate, "first_sample_s": _since(tap.first_at, self.started_at),
+                     "last_sample_s": _since(tap.last_at, self.started_at), "items_out": st["items_out"],
                      "dropped_items": st["dropped_items"], "error": None if block.error is None else str(block.error)}
             if self.mode == "anomaly":
                 entry["events"] = list(block.events)
@@ -178,7 +180,7 @@ def run(tb: ServeFlowgraph, seconds: float | None, until_ended: bool, idle_s: fl
     ended or fallen silent; reports stream changes through ``say``. Returns the seconds it ran."""
     for relay in tb.relays:
         relay.start()
-    t0 = time.monotonic()
+    t0 = tb.started_at = time.monotonic()
     tb.start()
     say(f"dw-serve {tb.mode}: {len(tb.taps)} streams on {', '.join(tb.addresses)}")
     states = ["waiting"] * len(tb.taps)
@@ -263,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(args.json, report, default=_jsonable)
     return 1 if any(s["error"] for s in report["streams"]) else 0
+
+
+def _since(at: float, start: float) -> float | None:
+    """Seconds from the server's start to ``at`` (None for a stream that sent nothing)."""
+    return round(at - start, 4) if at else None
 
 
 def _jsonable(value: Any) -> Any:

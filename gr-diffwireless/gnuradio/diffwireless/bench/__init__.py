@@ -2,5 +2,5 @@
 
 from diffwireless.bench import register_task
 
-for _task in ("engine", "detector", "chanest", "anomaly", "augment", "augment_ceiling", "live", "classify"):
+for _task in ("engine", "detector", "chanest", "anomaly", "augment", "augment_ceiling", "live", "classify", "scaleout"):
     register_task(_task, f"gnuradio.diffwireless.bench.{_task}:run")
