@@ -84,3 +84,19 @@ def test_a_global_batch_that_does_not_split_is_refused(tmp_path):
                tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("refused: a global batch of 5 does not split evenly over 2 processes") == 2
+
+
+def test_dw_train_runs_unchanged_under_torchrun(tmp_path):
+    from diffwireless.paths import bundled_recording
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+           str(Path(sys.executable).parent / "dw-train"), "anomaly", "--normal", str(bundled_recording()),
+           "--iterations", "8", "--out", str(tmp_path / "models"), "--name", "band"]
+    if not Path(cmd[7]).exists():
+        pytest.skip("dw-train is not installed beside this interpreter")
+    run = _run(cmd, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.count("wrote ") == 1  # process 0 alone reports (and writes)
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["band.json", "band.safetensors"]
+    training = json.loads((tmp_path / "models" / "band.json").read_text())["training"]
+    assert training["processes"] == 2 and training["autoencoder"]["iterations"] == 8

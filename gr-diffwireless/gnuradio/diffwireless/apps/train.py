@@ -48,7 +48,8 @@ def _train(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         return _train_anomaly(parser, args)
     names = list(MODELS) if args.all else ([args.model] if args.model else [])
     if not names:  # nothing asked for: list what can be trained
-        print("\n".join(MODELS) if MODELS else "no models are registered yet")
+        if distributed.is_writer():
+            print("\n".join(MODELS) if MODELS else "no models are registered yet")
         return 0
     for name in names:
         if name not in MODELS:
