@@ -41,6 +41,37 @@ def free_ports(n: int) -> int:
     raise RuntimeError("no free ports")
 
 
+class Subscriber:
+    """A ZeroMQ SUB socket on a thread, keeping the PMT messages a server publishes (as Python values)."""
+
+    def __init__(self, address: str) -> None:
+        import threading
+
+        import zmq
+
+        self.messages: list = []
+        self._context = zmq.Context()
+        self._socket = self._context.socket(zmq.SUB)
+        self._socket.setsockopt(zmq.SUBSCRIBE, b"")
+        self._socket.connect(address)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import pmt
+
+        while not self._stop.is_set():
+            if self._socket.poll(50):
+                self.messages.append(pmt.to_python(pmt.deserialize_str(self._socket.recv())))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._socket.close(0)
+        self._context.term()
+
+
 def tool(name: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"gnuradio.diffwireless.apps.{name}", *args]
 
@@ -63,6 +94,8 @@ def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
     port = free_ports(4)
     report = tmp_path / "serve.json"
     procs: list[subprocess.Popen] = []  # all started, killed at the end whatever happens
+    publish = f"tcp://127.0.0.1:{free_ports(1)}"
+    published = Subscriber(publish)
     # The front ends start first and wait for the server (their samples queue, none is lost); when it comes up
     # all four streams arrive at once. Three replay once, as fast as the server takes them; the fourth loops at the
     # recording's pace until it is killed.
@@ -76,7 +109,7 @@ def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
         time.sleep(2.0)
         server = start(tool("serve", "anomaly", "--listen", f"tcp://127.0.0.1:{port}", "--streams", "4",
                             "--until-ended", "--idle", "2", "--status", "1", "--json", str(report),
-                            "--record", str(tmp_path / "rec")), tmp_path / "serve.log")
+                            "--record", str(tmp_path / "rec"), "--publish", publish), tmp_path / "serve.log")
         procs.append(server)
         for f in fronts:
             assert f.wait(timeout=120) == 0, (tmp_path / "front0.log").read_text()
@@ -89,6 +122,7 @@ def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
+        published.close()
     log = (tmp_path / "serve.log").read_text()
     out = json.loads(report.read_text())
     streams = out["streams"]
@@ -106,7 +140,9 @@ def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
     assert "stream 3: silent" in log and "stream 0: ended (120000 samples)" in log and "live: " in log
     engine = out["engine"]
     assert engine["sources"] == 4 and engine["mixed_batches"] >= 1
-    # Every stream was recorded with its findings, tagged with the stream's index.
+    # Each finding was published with its stream's index, and every stream was recorded with its findings.
+    assert {m.get("stream") for m in published.messages} >= {0, 1, 2}
+    assert all(m.get("label") == "anomaly" for m in published.messages)
     meta = json.loads((tmp_path / "rec" / "stream1.sigmf-meta").read_text())
     assert meta["global"]["core:sample_rate"] == pytest.approx(1e6)
     assert any(a.get("core:label") == "anomaly" for a in meta["annotations"])
