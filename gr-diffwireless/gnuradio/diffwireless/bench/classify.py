@@ -40,7 +40,7 @@ from diffwireless.recording import open_recording
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
 from gnuradio.diffwireless.modulation_classifier import modulation_classifier
-from gnuradio.diffwireless.recipes.radio_classifier import WIDTHS
+from gnuradio.diffwireless.recipes.radio_classifier import INPUT_FEATURES, WIDTHS
 from gnuradio.diffwireless.recipes.radio_sources import RADIO_CLASSES, clean_burst, received, synthesize_radio
 
 NEW, OLD = "modclass_radio", "modclass_resnet"
@@ -116,19 +116,46 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
     return rows
 
 
+KNN_K = 50  # neighbours of the k-th nearest distance (Sun et al., ICML 2022, use k = 50 over large sets)
+
+
+def knn_distance(net, train_frames: np.ndarray, test_frames: np.ndarray, k: int = KNN_K, batch: int = 1024
+                 ) -> np.ndarray:
+    """Novelty as the distance to the k-th nearest training frame in the network's unit-normalised pooled features
+    (a candidate beside the Mahalanobis distance: no Gaussian assumed per class; Sun et al., *Out-of-distribution
+    detection with deep nearest neighbors*, ICML 2022): ``[N]`` for ``test_frames``."""
+    import torch
+
+    from diffwireless.classifier import frame_items
+    from diffwireless.recipes.modulation_classifier import pooled_features
+
+    def unit(frames: np.ndarray) -> torch.Tensor:
+        f = pooled_features(net, torch.from_numpy(frame_items(frames)))
+        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    bank, query = unit(train_frames), unit(test_frames)
+    out = []
+    for i in range(0, len(query), batch):
+        sim = query[i:i + batch] @ bank.T
+        out.append(1.0 - sim.topk(min(k, bank.shape[0]), dim=1).values[:, -1])
+    return torch.cat(out).numpy().astype(np.float64)
+
+
 def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple[str, str]) -> list[BenchRow]:
     known_classes = tuple(c for c in RADIO_CLASSES if c not in held_out)
     train = synthesize_radio(cfg["held_out_bursts"], tuple(float(s) for s in range(-10, 31, 2)), seed,
                              known_classes)
     model, record = fit_classifier(train, seed, iterations=cfg["held_out_iterations"], name="modclass_held_out",
-                                   classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS)
+                                   classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS,
+                                   input_features=INPUT_FEATURES)
     high = test.snr_db >= 0
     held = np.isin(test.labels, held_out)
     out = frame_outputs(model, test.frames, open_set=True)
     logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
     peak = logits.max(axis=1, keepdims=True)
     energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
-    scores = {"mahalanobis": distance, "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1)}
+    scores = {"mahalanobis": distance, "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1),
+              f"knn (k={KNN_K})": knn_distance(model.network, train.frames, test.frames)}
     full = ModulationClassifier(NEW)
     p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])
     scores[f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"] = p_full[
