@@ -47,7 +47,9 @@ def _log_likelihoods(h: np.ndarray, gmm: KroneckerGMM, floor: float) -> np.ndarr
         a, u_f = np.linalg.eigh(gmm.r_f[k])
         b, u_t = np.linalg.eigh(gmm.r_t[k])
         a, b = np.maximum(a, floor), np.maximum(b, floor)
-        z = u_f.conj().T @ h @ u_t.conj()  # whitened up to the eigenvalues: [n, F, T]
+        # Whitened up to the eigenvalues: U_f^H H_n conj(U_t), [n, F, T], as two large matrix products.
+        z = (u_f.conj().T @ _stack_f(h)).reshape(f, n, t).transpose(1, 0, 2)
+        z = (z.reshape(-1, t) @ u_t.conj()).reshape(n, f, t)
         quad = np.sum(np.abs(z) ** 2 / np.outer(a, b)[None], axis=(1, 2))
         out[:, k] = -quad - t * np.sum(np.log(a)) - f * np.sum(np.log(b)) - f * t * np.log(np.pi)
     return out
@@ -90,14 +92,21 @@ def _m_step(h: np.ndarray, resp: np.ndarray, gmm: KroneckerGMM, floor: float) ->
         total = max(float(g.sum()), 1e-12)
         # One flip-flop step of the Kronecker MLE: R_f given R_t, then R_t given the new R_f.
         inv_t = np.linalg.inv(gmm.r_t[k] + floor * np.eye(t))
-        rf = np.einsum("n,nft,ts,ngs->fg", g, h, inv_t.T, h.conj(), optimize=True) / (total * t)
+        weighted = h * g[:, None, None]
+        # sum_n g_n H_n R_t^-T H_n^H and sum_n g_n H_n^T R_f^-T conj(H_n), each as a few large matrix products
+        rf = _stack_f((weighted.reshape(-1, t) @ inv_t.T).reshape(n, f, t)) @ _stack_f(h).conj().T / (total * t)
         rf = (rf + rf.conj().T) / 2 + floor * np.eye(f)
-        inv_f = np.linalg.inv(rf)
-        rt = np.einsum("n,nft,fg,ngs->ts", g, h, inv_f.T, h.conj(), optimize=True) / (total * f)
+        mixed = (np.linalg.inv(rf) @ _stack_f(weighted)).reshape(f, n, t).transpose(1, 0, 2).reshape(-1, t)
+        rt = mixed.T @ h.reshape(-1, t).conj() / (total * f)
         rt = (rt + rt.conj().T) / 2
         scale = np.real(np.trace(rt)) / t
         r_f[k], r_t[k] = rf * scale, rt / scale + floor * np.eye(t)
     return KroneckerGMM(weights, r_f, r_t)
+
+
+def _stack_f(h: np.ndarray) -> np.ndarray:
+    """``[n, F, T]`` -> ``[F, n * T]``."""
+    return np.transpose(h, (1, 0, 2)).reshape(h.shape[1], -1)
 
 
 class GMMChannelEstimator:

@@ -7,6 +7,10 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
 - ``lmmse_genie``: LMMSE with the profile's true covariance (the MMSE estimator for the Gaussian profiles).
 - ``lmmse_mismatched``: LMMSE with the robust covariance (uniform delay profile over the cyclic prefix, or what the
   pilot spacing resolves, and Jakes at 500 Hz) that a receiver can use without knowing the channel.
+- ``gmm``: the Gaussian-mixture estimator (:mod:`diffwireless.gmm_chanest`, Koller et al. 2022): a mixture of
+  :data:`GMM_COMPONENTS` Kronecker-structured Gaussians fitted by EM to :data:`GMM_FIT_FRAMES` frames of the
+  diffusion prior's own training family (seeded apart), the posterior-weighted mix of their LMMSE estimates: the
+  strongest estimator a receiver can train without a network.
 - ``diffusion_denoise`` (a): DDIM of the interpolated LS grid from the SNR-matched step.
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
 
@@ -40,7 +44,8 @@ from diffwireless.chanest import (DiffusionChannelEstimator, Interpolator, lmmse
                                   observe, robust_covariance, robust_max_delay, snr_noise_var)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.fading import TDL, ExpCorrelated, ExponentialPDP, SparseClustered, covariance_matrix, lattice_pilots
-from diffwireless.recipes.channel_estimator import EXPCORR_GRID, GRID
+from diffwireless.gmm_chanest import GMMChannelEstimator, KroneckerGMM, fit_kronecker_gmm
+from diffwireless.recipes.channel_estimator import EXPCORR_GRID, FAMILIES, GRID
 from diffwireless.progress import track
 
 from gnuradio.diffwireless.recipes.ofdm_loopback import receive, transmit
@@ -62,6 +67,22 @@ LOOPBACK_REALIZATIONS = 30
 LOOPBACK_PACKETS = 10
 LOOPBACK_FDTS = 1e-5
 TARGET_SUCCESS = 0.9
+GMM_COMPONENTS = 16
+GMM_FIT_FRAMES = 8192
+GMM_ITERATIONS = 10
+_GMMS: dict[str, KroneckerGMM] = {}
+
+
+def fitted_gmm(model_name: str, quick: bool = False) -> KroneckerGMM:
+    """The GMM of the family ``model_name``'s prior was trained on, fitted once per process (seed 5)."""
+    key = f"{model_name}{'/quick' if quick else ''}"
+    if key not in _GMMS:
+        family = FAMILIES[model_name.removeprefix("chanest_")]
+        rng = np.random.default_rng(5)
+        frames = GMM_FIT_FRAMES // 4 if quick else GMM_FIT_FRAMES
+        _GMMS[key] = fit_kronecker_gmm(family.sample(frames, rng), GMM_COMPONENTS // (2 if quick else 1),
+                                       GMM_ITERATIONS // (2 if quick else 1), rng)
+    return _GMMS[key]
 
 
 def _nmse_parts(est: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +111,7 @@ def gain_db(err_a: np.ndarray, err_b: np.ndarray, idx: np.ndarray) -> list[float
 
 
 def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, rng: np.random.Generator,
-               device: str) -> list[BenchRow]:
+               device: str, quick: bool = False) -> list[BenchRow]:
     model, model_name = PROFILES[profile]
     mask = lattice_pilots(GRID, *PATTERNS[pattern])
     nv = float(snr_noise_var(snr_db))
@@ -102,7 +123,8 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
     extra = {"profile": profile, "pilots": pattern, "snr_db": snr_db, "frames": frames, "n_pilots": int(mask.sum())}
     estimates = {"ls": (Interpolator(GRID, mask)(ls), 0),
                  "lmmse_genie": (lmmse(ls, cov, mask, nv), 0),
-                 "lmmse_mismatched": (lmmse(ls, robust, mask, nv), 0)}
+                 "lmmse_mismatched": (lmmse(ls, robust, mask, nv), 0),
+                 "gmm": (GMMChannelEstimator(fitted_gmm(model_name, quick), mask, nv).estimate(ls), 0)}
     for method, mode in (("diffusion_denoise", "denoise"), ("diffusion_guided", "guided")):
         est = DiffusionChannelEstimator(model_name, GRID, mask, num_steps=STEPS[method], mode=mode)
         estimates[method] = (est.estimate(ls, snr_db, engine), est.nfe(snr_db))
@@ -117,6 +139,8 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
             x["model"] = model_name
             x["gain_over_lmmse_genie_db"] = gain_db(errs[method][0], errs["lmmse_genie"][0], idx)
             x["gain_over_ls_db"] = gain_db(errs[method][0], errs["ls"][0], idx)
+            x["gain_over_lmmse_mismatched_db"] = gain_db(errs[method][0], errs["lmmse_mismatched"][0], idx)
+            x["gain_over_gmm_db"] = gain_db(errs[method][0], errs["gmm"][0], idx)
         rows.append(nmse_row(method, setting, *errs[method], idx, nfe, device, x))
     return rows
 
@@ -251,7 +275,7 @@ def run(quick: bool = False) -> list[BenchRow]:
         for profile in track(profiles, "chanest: channel profiles"):
             for pattern in PATTERNS:
                 for snr in snrs:
-                    rows += nmse_point(profile, pattern, snr, frames, engine, rng, device)
+                    rows += nmse_point(profile, pattern, snr, frames, engine, rng, device, quick)
         rows += sanity(500 if quick else 5000, engine, rng, device)
         rows += speed(engine, quick, device)
         rows += loopback(quick, device, rng)
@@ -269,7 +293,7 @@ def plot(rows: list[BenchRow], path) -> None:
     n_rows = len(profiles) + (1 if lb else 0)
     fig, axes = plt.subplots(max(1, n_rows), len(PATTERNS), figsize=(4 * len(PATTERNS), 3.2 * max(1, n_rows)),
                              squeeze=False)
-    styles = {"ls": "s--", "lmmse_mismatched": "v--", "lmmse_genie": "k:", "diffusion_denoise": "o-",
+    styles = {"ls": "s--", "lmmse_mismatched": "v--", "gmm": "d--", "lmmse_genie": "k:", "diffusion_denoise": "o-",
               "diffusion_guided": "^-"}
     for i, profile in enumerate(profiles):
         for j, pattern in enumerate(PATTERNS):
