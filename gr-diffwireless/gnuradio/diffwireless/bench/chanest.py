@@ -11,6 +11,8 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
   :data:`GMM_COMPONENTS` Kronecker-structured Gaussians fitted by EM to :data:`GMM_FIT_FRAMES` frames of the
   diffusion prior's own training family (seeded apart), the posterior-weighted mix of their LMMSE estimates: the
   strongest estimator a receiver can train without a network.
+- ``omp`` (sparse profile): orthogonal matching pursuit over a delay dictionary (:mod:`diffwireless.sparse_chanest`:
+  delays over the model's span at 4 points per 50 ns; stops when the residual falls to the noise level).
 - ``diffusion_denoise`` (a): DDIM of the interpolated LS grid from the SNR-matched step.
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
 
@@ -46,6 +48,7 @@ from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.fading import TDL, ExpCorrelated, ExponentialPDP, SparseClustered, covariance_matrix, lattice_pilots
 from diffwireless.gmm_chanest import GMMChannelEstimator, KroneckerGMM, fit_kronecker_gmm
 from diffwireless.recipes.channel_estimator import EXPCORR_GRID, FAMILIES, GRID
+from diffwireless.sparse_chanest import OMPChannelEstimator, delay_doppler_dictionary
 from diffwireless.progress import track
 
 from gnuradio.diffwireless.recipes.ofdm_loopback import receive, transmit
@@ -125,6 +128,9 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
                  "lmmse_genie": (lmmse(ls, cov, mask, nv), 0),
                  "lmmse_mismatched": (lmmse(ls, robust, mask, nv), 0),
                  "gmm": (GMMChannelEstimator(fitted_gmm(model_name, quick), mask, nv).estimate(ls), 0)}
+    if isinstance(model, SparseClustered):
+        atoms = delay_doppler_dictionary(GRID, model.max_delay_s + model.cluster_spread_s, model.max_doppler_hz)
+        estimates["omp"] = (OMPChannelEstimator(atoms, mask, nv).estimate(ls), 0)
     for method, mode in (("diffusion_denoise", "denoise"), ("diffusion_guided", "guided")):
         est = DiffusionChannelEstimator(model_name, GRID, mask, num_steps=STEPS[method], mode=mode)
         estimates[method] = (est.estimate(ls, snr_db, engine), est.nfe(snr_db))
@@ -141,6 +147,8 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
             x["gain_over_ls_db"] = gain_db(errs[method][0], errs["ls"][0], idx)
             x["gain_over_lmmse_mismatched_db"] = gain_db(errs[method][0], errs["lmmse_mismatched"][0], idx)
             x["gain_over_gmm_db"] = gain_db(errs[method][0], errs["gmm"][0], idx)
+            if "omp" in errs:
+                x["gain_over_omp_db"] = gain_db(errs[method][0], errs["omp"][0], idx)
         rows.append(nmse_row(method, setting, *errs[method], idx, nfe, device, x))
     return rows
 
@@ -293,7 +301,7 @@ def plot(rows: list[BenchRow], path) -> None:
     n_rows = len(profiles) + (1 if lb else 0)
     fig, axes = plt.subplots(max(1, n_rows), len(PATTERNS), figsize=(4 * len(PATTERNS), 3.2 * max(1, n_rows)),
                              squeeze=False)
-    styles = {"ls": "s--", "lmmse_mismatched": "v--", "gmm": "d--", "lmmse_genie": "k:", "diffusion_denoise": "o-",
+    styles = {"ls": "s--", "lmmse_mismatched": "v--", "gmm": "d--", "omp": "x--", "lmmse_genie": "k:", "diffusion_denoise": "o-",
               "diffusion_guided": "^-"}
     for i, profile in enumerate(profiles):
         for j, pattern in enumerate(PATTERNS):
