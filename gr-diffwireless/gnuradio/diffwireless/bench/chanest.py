@@ -301,8 +301,8 @@ def plot(rows: list[BenchRow], path) -> None:
     n_rows = len(profiles) + (1 if lb else 0)
     fig, axes = plt.subplots(max(1, n_rows), len(PATTERNS), figsize=(4 * len(PATTERNS), 3.2 * max(1, n_rows)),
                              squeeze=False)
-    styles = {"ls": "s--", "lmmse_mismatched": "v--", "gmm": "d--", "omp": "x--", "lmmse_genie": "k:", "diffusion_denoise": "o-",
-              "diffusion_guided": "^-"}
+    styles = {"ls": "s--", "lmmse_mismatched": "v--", "gmm": "d--", "omp": "x--", "lmmse_genie": "k:",
+              "diffusion_denoise": "o-", "diffusion_guided": "^-"}
     for i, profile in enumerate(profiles):
         for j, pattern in enumerate(PATTERNS):
             ax = axes[i, j]
