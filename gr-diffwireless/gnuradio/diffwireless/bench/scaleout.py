@@ -37,15 +37,13 @@ TRAIN_RECIPE = "iq_denoiser_qpsk_sps4"
 TRAIN_BATCH = 1024  # the recipe's global batch
 
 TRAIN_WORKER = """
-import json, os, sys
+import sys
 from pathlib import Path
 from diffwireless import distributed
 from diffwireless.recipes.iq_denoiser import train
 distributed.start()
 try:
-    model = train(Path(sys.argv[1]), iterations=int(sys.argv[2]))
-    if distributed.is_writer():
-        Path(sys.argv[1], "training.json").write_text(json.dumps(model.card["training"]))
+    train(Path(sys.argv[1]), iterations=int(sys.argv[2]))
 finally:
     distributed.stop()
 """
@@ -122,7 +120,7 @@ def train_once(processes: int, iterations: int, folder: Path) -> float:
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     if run.returncode != 0:
         raise RuntimeError(f"torchrun with {processes} processes failed: {run.stderr[-2000:]}")
-    record = json.loads((out / "training.json").read_text())
+    record = json.loads((out / f"{TRAIN_RECIPE}.json").read_text())["training"]
     return iterations * TRAIN_BATCH / record["seconds_on_cpu"]
 
 
