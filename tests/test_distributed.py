@@ -77,13 +77,17 @@ def test_two_processes_take_the_one_process_step_and_only_process_0_writes(tmp_p
 
 def test_a_global_batch_that_does_not_split_is_refused(tmp_path):
     script = tmp_path / "uneven.py"
-    script.write_text("import torch\nfrom diffwireless import distributed\ndistributed.start()\n"
+    script.write_text("import os, sys, torch\nfrom pathlib import Path\nfrom diffwireless import distributed\n"
+                      "distributed.start()\n"
                       "try:\n    distributed.shard(torch.zeros(5, 2))\nexcept ValueError as exc:\n"
-                      "    print('refused:', exc)\nfinally:\n    distributed.stop()\n")
-    run = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)],
-               tmp_path)
+                      "    Path(sys.argv[1], os.environ['RANK']).write_text(str(exc))\nfinally:\n"
+                      "    distributed.stop()\n")
+    run = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script),
+                str(tmp_path)], tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert run.stdout.count("refused: a global batch of 5 does not split evenly over 2 processes") == 2
+    for rank in ("0", "1"):
+        assert (tmp_path / rank).read_text() == "a global batch of 5 does not split evenly over 2 processes; run a " \
+                                                "number of processes that divides it"
 
 
 def test_dw_train_runs_unchanged_under_torchrun(tmp_path):

@@ -96,24 +96,25 @@ def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
     procs: list[subprocess.Popen] = []  # all started, killed at the end whatever happens
     publish = f"tcp://127.0.0.1:{free_ports(1)}"
     published = Subscriber(publish)
-    # The front ends start first and wait for the server (their samples queue, none is lost); when it comes up
-    # all four streams arrive at once. Three replay once, as fast as the server takes them; the fourth loops at the
-    # recording's pace until it is killed.
+    # Three front ends start first and wait for the server (their samples queue, none is lost), so that their
+    # streams arrive at once when it comes up; they replay once, as fast as the server takes them. The fourth joins
+    # later, with the server running, and loops at the recording's pace until it is killed.
     try:
         fronts = [start(tool("frontend", "--recording", DEMO, "--connect", f"tcp://127.0.0.1:{port + k}"),
                         tmp_path / f"front{k}.log") for k in range(3)]
         procs += fronts
-        doomed = start(tool("frontend", "--recording", DEMO, "--loop", "--realtime", "--connect",
-                            f"tcp://127.0.0.1:{port + 3}"), tmp_path / "front3.log")
-        procs.append(doomed)
         time.sleep(2.0)
         server = start(tool("serve", "anomaly", "--listen", f"tcp://127.0.0.1:{port}", "--streams", "4",
                             "--until-ended", "--idle", "2", "--status", "1", "--json", str(report),
                             "--record", str(tmp_path / "rec"), "--publish", publish), tmp_path / "serve.log")
         procs.append(server)
+        time.sleep(1.0)
+        doomed = start(tool("frontend", "--recording", DEMO, "--loop", "--realtime", "--connect",
+                            f"tcp://127.0.0.1:{port + 3}"), tmp_path / "front3.log")
+        procs.append(doomed)
         for f in fronts:
             assert f.wait(timeout=120) == 0, (tmp_path / "front0.log").read_text()
-        time.sleep(1.5)
+        time.sleep(2.5)
         assert server.poll() is None  # still serving the looping stream
         os.killpg(doomed.pid, signal.SIGKILL)
         doomed.wait(timeout=30)
