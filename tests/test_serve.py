@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -17,28 +16,10 @@ from pathlib import Path
 import pytest
 
 from diffwireless.paths import bundled_recording
+from gnuradio.diffwireless.apps._zmq import free_tcp_ports
 
 pytest.importorskip("zmq")
 DEMO = str(bundled_recording())
-
-
-def free_ports(n: int) -> int:
-    """The first of ``n`` consecutive free TCP ports on 127.0.0.1."""
-    for _ in range(200):
-        base = random.randint(20000, 60000 - n)
-        socks = []
-        try:
-            for k in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + k))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free ports")
 
 
 class Subscriber:
@@ -91,10 +72,10 @@ def reference(tmp_path_factory) -> dict:
 
 
 def test_four_front_ends_into_one_server_one_killed(tmp_path, reference):
-    port = free_ports(4)
+    port = free_tcp_ports(4)
     report = tmp_path / "serve.json"
     procs: list[subprocess.Popen] = []  # all started, killed at the end whatever happens
-    publish = f"tcp://127.0.0.1:{free_ports(1)}"
+    publish = f"tcp://127.0.0.1:{free_tcp_ports(1)}"
     published = Subscriber(publish)
     # Three front ends start first and wait for the server (their samples queue, none is lost), so that their
     # streams arrive at once when it comes up; they replay once, as fast as the server takes them. The fourth joins
@@ -156,7 +137,7 @@ def test_bad_addresses_are_refused_clearly(tmp_path):
     bad = subprocess.run(tool("frontend", "--recording", DEMO, "--connect", "localhost:5555"),
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--connect must be a ZeroMQ address" in bad.stderr
-    port = free_ports(1)
+    port = free_tcp_ports(1)
     holder = socket.socket()
     holder.bind(("127.0.0.1", port))
     holder.listen()

@@ -9,6 +9,9 @@ the way: a relay that cannot send stops reading, the PUSH sink upstream stops se
 
 from __future__ import annotations
 
+import random
+import signal
+import socket
 import tempfile
 import threading
 import time
@@ -25,6 +28,33 @@ def local_address(name: str) -> str:
     """A fresh ``ipc://`` address in a private temporary folder, for a link inside one host."""
     folder = Path(tempfile.mkdtemp(prefix="dw-zmq-"))
     return f"ipc://{folder / name}"
+
+
+def free_tcp_ports(n: int, host: str = "127.0.0.1") -> int:
+    """The first of ``n`` consecutive TCP ports free on ``host`` now (for tests and benchmarks on one machine)."""
+    for _ in range(200):
+        base = random.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for k in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind((host, base + k))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError(f"no {n} consecutive free TCP ports on {host}")
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (Ctrl-C, ``kill``): the tool stops cleanly, closing what it wrote."""
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    return stop
 
 
 def check_address(address: str, what: str) -> str:

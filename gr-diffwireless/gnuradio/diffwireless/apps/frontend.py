@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 import threading
 import time
@@ -23,9 +22,9 @@ from gnuradio import gr, zeromq
 
 from diffwireless.errors import DiffWirelessError
 
-from gnuradio.diffwireless.apps._zmq import Relay, check_address, local_address
-from gnuradio.diffwireless.sdr_source import SDRNotFoundError, sdr_source
-from gnuradio.diffwireless.sigmf_source import sigmf_source
+from gnuradio.diffwireless.apps._source import add_source_arguments, source_block
+from gnuradio.diffwireless.apps._zmq import Relay, check_address, local_address, stop_on_signals
+from gnuradio.diffwireless.sdr_source import SDRNotFoundError
 
 
 class FrontEndFlowgraph(gr.top_block):
@@ -44,36 +43,20 @@ class FrontEndFlowgraph(gr.top_block):
         return int(self.sink.nitems_read(0))
 
 
-def _source(args: argparse.Namespace) -> gr.basic_block:
-    if args.recording:
-        return sigmf_source(args.recording, repeat=args.loop, realtime=args.realtime)
-    return sdr_source(args.device, args.freq, args.rate, args.gain, agc=args.gain is None)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dw-frontend", description=__doc__.split("\n\n")[0])
     parser.add_argument("--connect", required=True, help="the server's address, tcp://HOST:PORT")
-    radio = parser.add_argument_group("radio")
-    radio.add_argument("--device", default="driver=rtlsdr", help="SoapySDR device string (default driver=rtlsdr)")
-    radio.add_argument("--freq", type=float, default=433.92e6, help="centre frequency, Hz")
-    radio.add_argument("--rate", type=float, default=1e6, help="sample rate, samples/s")
-    radio.add_argument("--gain", type=float, help="gain, dB (default: AGC)")
-    replay = parser.add_argument_group("recording")
-    replay.add_argument("--recording", help="a SigMF recording instead of a radio")
-    replay.add_argument("--realtime", action="store_true", help="pace the recording at its sample rate")
-    replay.add_argument("--loop", action="store_true", help="replay the recording for ever")
+    add_source_arguments(parser)
     parser.add_argument("--seconds", type=float, help="stop after this long (default: the recording's end, or never)")
     args = parser.parse_args(argv)
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):
         parser.error(f"--seconds must be finite and > 0, got {args.seconds}")
     try:
-        tb = FrontEndFlowgraph(_source(args), args.connect)
+        tb = FrontEndFlowgraph(source_block(args), args.connect)
     except (SDRNotFoundError, DiffWirelessError, ValueError, RuntimeError) as exc:
         print(f"dw-frontend: error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = stop_on_signals()
     t0 = time.monotonic()
     tb.relay.start()
     tb.start()

@@ -46,10 +46,10 @@ from gnuradio.diffwireless.diffusion_detector import diffusion_detector
 from gnuradio.diffwireless.diffusion_waterfall import diffusion_waterfall
 from gnuradio.diffwireless.engine_monitor import engine_monitor
 from gnuradio.diffwireless.modulation_classifier import modulation_classifier
-from gnuradio.diffwireless.sdr_source import SDRNotFoundError, sdr_source
+from gnuradio.diffwireless.sdr_source import SDRNotFoundError
 from gnuradio.diffwireless.sigmf_sink import sigmf_sink
-from gnuradio.diffwireless.sigmf_source import sigmf_source
-from gnuradio.diffwireless.apps._report import write_json
+from gnuradio.diffwireless.apps._report import jsonable, write_json
+from gnuradio.diffwireless.apps._source import add_source_arguments, source_block
 
 CHAINS = ("anomaly", "classify", "detect", "ofdm")
 
@@ -202,12 +202,11 @@ class LiveFlowgraph(gr.top_block):
 
 
 def _source(args: argparse.Namespace) -> tuple[gr.basic_block, float, float]:
+    src = source_block(args)
     if args.recording:
-        src = sigmf_source(args.recording, repeat=args.loop, realtime=args.realtime)
         rate = src.recording.sample_rate or args.rate
         freqs = [c.frequency_hz for c in src.recording.captures if c.frequency_hz]
         return src, float(rate or 0.0), float(freqs[0] if freqs else 0.0)
-    src = sdr_source(args.device, args.freq, args.rate, args.gain, agc=args.gain is None)
     return src, float(args.rate), float(args.freq)
 
 
@@ -272,15 +271,7 @@ def save_screenshots(tb: LiveFlowgraph, shown: list, window, folder: Path) -> li
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dw-live", description=__doc__.split("\n\n")[0])
     parser.add_argument("chains", help=f"comma-separated: {', '.join(CHAINS)}")
-    radio = parser.add_argument_group("radio")
-    radio.add_argument("--device", default="driver=rtlsdr", help="SoapySDR device string (default driver=rtlsdr)")
-    radio.add_argument("--freq", type=float, default=433.92e6, help="centre frequency, Hz")
-    radio.add_argument("--rate", type=float, default=1e6, help="sample rate, samples/s")
-    radio.add_argument("--gain", type=float, help="gain, dB (default: AGC)")
-    replay = parser.add_argument_group("virtual radio")
-    replay.add_argument("--recording", help="a SigMF recording instead of a radio")
-    replay.add_argument("--realtime", action="store_true", help="pace the recording at its sample rate (live policy)")
-    replay.add_argument("--loop", action="store_true", help="replay the recording for ever")
+    add_source_arguments(parser, realtime_help="pace the recording at its sample rate (live policy)")
     parser.add_argument("--record", help="write the IQ (and events/decisions as annotations) to this SigMF recording")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --record recording")
     parser.add_argument("--headless", action="store_true", help="no windows")
@@ -344,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"  {report['decisions']['count']} classifier decisions: {report['decisions']['labels']}")
     print("\n".join(lines))
     if args.json:
-        write_json(args.json, report, default=_jsonable)
+        write_json(args.json, report, default=jsonable)
     code = 0
     if errors:
         print("dw-live: error: " + "; ".join(errors), file=sys.stderr)
@@ -361,14 +352,6 @@ def main(argv: list[str] | None = None) -> int:
 def _event_annotation(event: dict) -> dict:
     """An anomaly event's fields as SigMF Sink's message port records them."""
     return annotation_from_tag(ANNOTATION, event)[1]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    return str(value)
 
 
 if __name__ == "__main__":

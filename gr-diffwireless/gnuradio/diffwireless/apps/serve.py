@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 import threading
 import time
@@ -38,8 +37,8 @@ from diffwireless.errors import DiffWirelessError
 from diffwireless.tags import EOS, RX_RATE
 
 from gnuradio.diffwireless.anomaly_detector import anomaly_detector
-from gnuradio.diffwireless.apps._report import write_json
-from gnuradio.diffwireless.apps._zmq import Relay, check_address, local_address, tcp_port
+from gnuradio.diffwireless.apps._report import jsonable, write_json
+from gnuradio.diffwireless.apps._zmq import Relay, check_address, local_address, stop_on_signals, tcp_port
 from gnuradio.diffwireless.modulation_classifier import modulation_classifier
 from gnuradio.diffwireless.sigmf_sink import sigmf_sink
 
@@ -249,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     except (DiffWirelessError, ValueError, RuntimeError, OSError) as exc:
         print(f"dw-serve: error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop = stop_on_signals()
     seconds = run(tb, args.seconds, args.until_ended, args.idle, args.status, stop,
                   say=lambda line: print(line, flush=True))
     report = tb.report(seconds, args.idle)
@@ -263,21 +260,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  stream {s['stream']}: {s['state']}, {s['samples']} samples, {found} "
               f"{'events' if 'events' in s else 'decisions'}" + (f", error: {s['error']}" if s["error"] else ""))
     if args.json:
-        write_json(args.json, report, default=_jsonable)
+        write_json(args.json, report, default=jsonable)
     return 1 if any(s["error"] for s in report["streams"]) else 0
 
 
 def _since(at: float, start: float) -> float | None:
     """Seconds from the server's start to ``at`` (None for a stream that sent nothing)."""
     return round(at - start, 4) if at else None
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (np.ndarray, tuple)):
-        return list(value)
-    return str(value)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +27,8 @@ from pathlib import Path
 from diffwireless.bench.results import BenchRow, headless_pyplot, log_t_interval
 from diffwireless.engine import device_name, resolve_device
 from diffwireless.progress import track
+
+from gnuradio.diffwireless.apps._zmq import free_tcp_ports
 
 FRONT_ENDS = (1, 2, 4)
 MODES = ("anomaly", "classify")
@@ -49,24 +49,6 @@ finally:
 """
 
 
-def _free_ports(n: int) -> int:
-    for _ in range(200):
-        base = random.randint(20000, 60000 - n)
-        socks = []
-        try:
-            for k in range(n):
-                s = socket.socket()
-                s.bind(("127.0.0.1", base + k))
-                socks.append(s)
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free TCP ports on 127.0.0.1")
-
-
 def _tool(name: str, *args: str) -> list[str]:
     return [sys.executable, "-m", f"gnuradio.diffwireless.apps.{name}", *args]
 
@@ -74,7 +56,7 @@ def _tool(name: str, *args: str) -> list[str]:
 def serve_once(mode: str, recording: Path, n: int, folder: Path, samples: int) -> dict:
     """One server with ``n`` front ends replaying ``recording``; returns the server's report with ``rate`` (samples
     per second, aggregate) added. Raises RuntimeError when a process fails or a sample is missing."""
-    port = _free_ports(n)
+    port = free_tcp_ports(n)
     report = folder / f"{mode}-{n}.json"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = []
