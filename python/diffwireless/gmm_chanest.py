@@ -21,6 +21,11 @@ import numpy as np
 from diffwireless.progress import track
 
 
+# A component holding less than this many frames' worth of responsibility is restarted (its covariance would be
+# singular and its likelihoods meaningless).
+MIN_COMPONENT_FRAMES = 2.0
+
+
 @dataclass
 class KroneckerGMM:
     """Mixture weights ``[K]``, carrier covariances ``[K, F, F]`` and symbol covariances ``[K, T, T]`` (each
@@ -89,7 +94,9 @@ def _m_step(h: np.ndarray, resp: np.ndarray, gmm: KroneckerGMM, floor: float) ->
     r_f, r_t = np.empty_like(gmm.r_f), np.empty_like(gmm.r_t)
     for k in range(gmm.components):
         g = resp[:, k]
-        total = max(float(g.sum()), 1e-12)
+        total = float(g.sum())
+        if total < MIN_COMPONENT_FRAMES:  # a component nearly empty: restart it from every frame's covariance
+            g, total = np.ones(n), float(n)
         # One flip-flop step of the Kronecker MLE: R_f given R_t, then R_t given the new R_f.
         inv_t = np.linalg.inv(gmm.r_t[k] + floor * np.eye(t))
         weighted = h * g[:, None, None]
@@ -99,7 +106,7 @@ def _m_step(h: np.ndarray, resp: np.ndarray, gmm: KroneckerGMM, floor: float) ->
         mixed = (np.linalg.inv(rf) @ _stack_f(weighted)).reshape(f, n, t).transpose(1, 0, 2).reshape(-1, t)
         rt = mixed.T @ h.reshape(-1, t).conj() / (total * f)
         rt = (rt + rt.conj().T) / 2
-        scale = np.real(np.trace(rt)) / t
+        scale = max(np.real(np.trace(rt)) / t, 1e-12)
         r_f[k], r_t[k] = rf * scale, rt / scale + floor * np.eye(t)
     return KroneckerGMM(weights, r_f, r_t)
 
