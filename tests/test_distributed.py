@@ -58,7 +58,8 @@ def test_two_processes_take_the_one_process_step_and_only_process_0_writes(tmp_p
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
                 str(script), str(tmp_path / "two"), "12"], tmp_path)
     assert two.returncode == 0, two.stderr[-3000:]
-    one = _run([sys.executable, str(script), str(tmp_path / "one"), "12"], tmp_path)
+    one = _run([sys.executable, "-m", "diffwireless.distributed", "diffwireless.recipes.iq_denoiser:train",
+                str(tmp_path / "one" / "rank0"), "--iterations", "12"], tmp_path)  # one process, the plain path
     assert one.returncode == 0, one.stderr[-3000:]
     assert not (tmp_path / "two" / "rank1").exists()  # process 1 trained but wrote nothing
     from safetensors.torch import load_file

@@ -18,7 +18,6 @@ import pytest
 from diffwireless.paths import bundled_recording
 from gnuradio.diffwireless.apps._zmq import free_tcp_ports
 
-pytest.importorskip("zmq")
 DEMO = str(bundled_recording())
 
 

@@ -1,7 +1,9 @@
 """Training over several processes with PyTorch's ``torchrun`` (DistributedDataParallel).
 
-``torchrun --nproc-per-node N $(which dw-train) NAME`` runs every recipe unchanged over N processes (and over
-machines with torchrun's rendezvous flags); one process (``dw-train NAME``) is the plain path, untouched.
+``torchrun --nproc-per-node N --no-python dw-train NAME`` runs every recipe unchanged over N processes (and over
+machines with torchrun's rendezvous flags); one process (``dw-train NAME``) is the plain path, untouched. A recipe
+function that takes its iterations runs shortened the same way (tests, benchmarks): ``torchrun ... -m
+diffwireless.distributed MODULE:FUNCTION OUT --iterations N``.
 
 How a recipe is spread: each process draws the *global* batch from the recipe's seed, exactly as one process
 would, and trains on its own contiguous share of it (:func:`shard`: global / N items); the network is wrapped in
@@ -14,7 +16,9 @@ asks it) and shows progress. Backend: NCCL where each process has a GPU, else gl
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 
 import torch
 import torch.distributed as dist
@@ -116,3 +120,26 @@ def mean_across(value: float) -> float:
         t = t.cuda()
     dist.all_reduce(t)
     return float(t.item()) / dist.get_world_size()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one recipe function ``MODULE:FUNCTION(out_dir, iterations=N)`` in the process group (or alone)."""
+    from diffwireless.registry import Registry
+
+    parser = argparse.ArgumentParser(prog="python -m diffwireless.distributed", description=main.__doc__)
+    parser.add_argument("recipe", help="module:function, e.g. diffwireless.recipes.iq_denoiser:train")
+    parser.add_argument("out", help="output folder (process 0 writes the model there)")
+    parser.add_argument("--iterations", type=int, required=True, help="training iterations")
+    args = parser.parse_args(argv)
+    recipes = Registry("recipe")
+    recipes.register("run", args.recipe)
+    start()
+    try:
+        recipes.load("run")(args.out, iterations=args.iterations)
+    finally:
+        stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from diffwireless.diffusion.training import optimizer_step
+from diffwireless.distributed import record as distributed_record
 from diffwireless.distributed import shard, wrap
 from diffwireless.bench.results import wilson_interval
 from diffwireless.channel import DEFAULT_PROFILE, IDEAL, HardwareProfile, apply_sampled, sample_impairments, simulate
@@ -126,7 +127,7 @@ def train(out_dir: str | Path, constellation: str, seed: int = SEED, iterations:
                 "train_snr_db": list(TRAIN_SNR_DB), "noise": "AWGN (Es/N0)",
                 "phase_noise": "stationary law, independent per symbol"}
     training = {"seed": seed, "iterations": iterations, "batch": BATCH, "optimizer": f"Adam lr {LR}, cosine",
-                "seconds_on_cpu (both networks)": round(train_s, 1)}
+                "seconds_on_cpu (both networks)": round(train_s, 1), **distributed_record()}
     diff.card = {"description": f"Diffusion symbol detector for {c.name} ({profile.notes}) "
                                 f"(SNR-conditioned, SNR-matched start); for diffusion_detector.",
                  "constellation": c.name, "data": data_doc,

@@ -46,10 +46,11 @@ MODES = {"anomaly": "events", "classify": "classification"}
 
 
 class StreamTap(gr.sync_block):
-    """Pass-through that watches one stream: samples, when the last arrived, its rate, and its end (``dw_eos``)."""
+    """Watches one stream beside its block (a second reader of the source's buffer, so the samples are not
+    copied): samples, when the last arrived, its rate, and its end (``dw_eos``)."""
 
     def __init__(self, index: int) -> None:
-        gr.sync_block.__init__(self, name=f"dw_serve_stream{index}", in_sig=[np.complex64], out_sig=[np.complex64])
+        gr.sync_block.__init__(self, name=f"dw_serve_stream{index}", in_sig=[np.complex64], out_sig=None)
         self.index = index
         self.samples = 0
         self.first_at = self.last_at = 0.0  # time.monotonic() of the first and last samples (0: none yet)
@@ -58,7 +59,6 @@ class StreamTap(gr.sync_block):
 
     def work(self, input_items, output_items):
         n = len(input_items[0])
-        output_items[0][:n] = input_items[0]
         for tag in self.get_tags_in_window(0, 0, n):
             key = pmt.symbol_to_string(tag.key)
             if key == EOS:
@@ -93,7 +93,7 @@ class StreamMessages(gr.basic_block):
 
 
 class ServeFlowgraph(gr.top_block):
-    """``streams`` ZeroMQ PULL sources, each through a :class:`StreamTap` into its own block of ``mode``, the
+    """``streams`` ZeroMQ PULL sources, each into its own block of ``mode`` (watched by a :class:`StreamTap`), the
     blocks sharing one engine; relays turn the listening ports round onto gr-zeromq's connecting sources."""
 
     def __init__(self, mode: str, listen: str, streams: int, options: argparse.Namespace) -> None:
@@ -116,7 +116,8 @@ class ServeFlowgraph(gr.top_block):
             tap = StreamTap(k)
             block = self._block(options)
             msgs = StreamMessages(k)
-            self.connect(source, tap, block, blocks.null_sink(gr.sizeof_float if mode == "anomaly" else gr.sizeof_int))
+            self.connect(source, block, blocks.null_sink(gr.sizeof_float if mode == "anomaly" else gr.sizeof_int))
+            self.connect(source, tap)
             self.msg_connect(block, MODES[mode], msgs, "in")
             if self.publisher is not None:
                 self.msg_connect(msgs, "out", self.publisher, "in")
@@ -124,7 +125,7 @@ class ServeFlowgraph(gr.top_block):
                 Path(options.record).mkdir(parents=True, exist_ok=True)
                 recorder = sigmf_sink(str(Path(options.record) / f"stream{k}"), description=f"dw-serve {mode} "
                                       f"stream {k} ({address})", overwrite=options.overwrite)
-                self.connect(tap, recorder)
+                self.connect(source, recorder)
                 self.msg_connect(msgs, "out", recorder, "annotations")
                 self.recorders.append(recorder)
             self.taps.append(tap)

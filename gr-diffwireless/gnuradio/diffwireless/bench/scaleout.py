@@ -34,19 +34,9 @@ FRONT_ENDS = (1, 2, 4)
 MODES = ("anomaly", "classify")
 RATE = 1e6
 TRAIN_RECIPE = "iq_denoiser_qpsk_sps4"
+TRAIN_SPEC = "diffwireless.recipes.iq_denoiser:train"  # its recipe, run shortened by python -m diffwireless.distributed
 TRAIN_BATCH = 1024  # the recipe's global batch
 
-TRAIN_WORKER = """
-import sys
-from pathlib import Path
-from diffwireless import distributed
-from diffwireless.recipes.iq_denoiser import train
-distributed.start()
-try:
-    train(Path(sys.argv[1]), iterations=int(sys.argv[2]))
-finally:
-    distributed.stop()
-"""
 
 
 def _tool(name: str, *args: str) -> list[str]:
@@ -91,14 +81,13 @@ def serve_once(mode: str, recording: Path, n: int, folder: Path, samples: int) -
 
 def train_once(processes: int, iterations: int, folder: Path) -> float:
     """Training items per second of the recipe's loop under ``torchrun`` with ``processes`` processes."""
-    script = folder / "train_worker.py"
-    script.write_text(TRAIN_WORKER)
     out = folder / f"train-{processes}-{time.monotonic_ns()}"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(key, None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(processes),
-           str(script), str(out), str(iterations)]
+           "-m", "diffwireless.distributed", TRAIN_SPEC, str(out),
+           "--iterations", str(iterations)]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
     if run.returncode != 0:
         raise RuntimeError(f"torchrun with {processes} processes failed: {run.stderr[-2000:]}")
