@@ -14,7 +14,8 @@ from diffwireless.diffusion.samplers import OpenSetPass
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.models import build_model, load_model, save_model
 from diffwireless.nn import IQResNet1d
-from diffwireless.recipes.modulation_classifier import fit_feature_model, novelty_threshold, pooled_features
+from diffwireless.recipes.modulation_classifier import (class_novelty_scales, fit_feature_model, novelty_threshold,
+                                                        pooled_features)
 
 CLASSES = ("tone", "noise")
 
@@ -101,6 +102,37 @@ def test_the_novelty_threshold_can_be_moved(model):
         ModulationClassifier(model, novelty_threshold=-1.0)
     with pytest.raises(ModelError, match="no novelty score"):
         ModulationClassifier("modclass_resnet", novelty_threshold=10.0)
+
+
+def test_class_scales_make_the_novelty_relative_to_the_decided_class(model):
+    from diffwireless.errors import ModelError
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([frames("tone", 200, rng), frames("noise", 200, rng)])
+    out = model.network.open_set_scores(torch.from_numpy(frame_items(x))).detach().numpy().astype(np.float64)
+    decided = np.repeat([0, 1], 200)
+    out[:, :-1] = 5.0 * np.eye(2)[decided]  # logits that decide each frame as its kind (the toy net is untrained)
+    scales = class_novelty_scales(out[:, -1], decided, 2, 0.9, min_frames=50)
+    for c in range(2):  # each class's scale keeps 90% of the frames decided as it
+        assert np.mean(out[decided == c, -1] <= scales[c]) == pytest.approx(0.9, abs=0.01)
+    pooled = class_novelty_scales(out[:, -1], decided, 2, 0.9, min_frames=10_000)
+    np.testing.assert_allclose(pooled, novelty_threshold(out[:, -1], 0.9))  # too few frames: the pooled quantile
+    scaled = load_model_with_open_set(model, {"threshold": 1.0, "class_scales": scales.tolist()})
+    decision = scaled.decide(out)
+    np.testing.assert_allclose(decision.novelty, out[:, -1] / scales[decision.index])
+    assert np.mean(decision.unknown[decision.index == 0]) == pytest.approx(0.1, abs=0.01)
+    assert np.mean(decision.unknown[decision.index == 1]) == pytest.approx(0.1, abs=0.01)
+    for bad in ([1.0], [1.0, -2.0], [1.0, float("nan")], "1,1"):
+        with pytest.raises(ModelError, match="class_scales"):
+            load_model_with_open_set(model, {"threshold": 1.0, "class_scales": bad})
+
+
+def load_model_with_open_set(model, open_set: dict) -> ModulationClassifier:
+    import copy
+
+    m = copy.copy(model)
+    m.card = {**model.card, "open_set": open_set}
+    return ModulationClassifier(m)
 
 
 def test_input_feature_channels_show_psk_powers_and_cyclic_prefix():

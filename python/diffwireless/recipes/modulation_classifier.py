@@ -109,6 +109,17 @@ def fit_feature_model(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sh
     net.feature_precision.copy_(torch.linalg.inv(cov).float())
 
 
+def class_novelty_scales(known_scores: np.ndarray, decided: np.ndarray, n_classes: int, keep: float = 0.95,
+                         min_frames: int = 50) -> np.ndarray:
+    """Per class, the novelty that keeps ``keep`` of the known frames decided as that class (``known_scores [N]``,
+    ``decided [N]`` class indices): ``[n_classes]``. A class decided for fewer than ``min_frames`` frames takes the
+    quantile over all frames (too few to place its own)."""
+    scores = np.asarray(known_scores, dtype=np.float64)
+    pooled = novelty_threshold(scores, keep)
+    return np.array([novelty_threshold(scores[decided == c], keep) if np.sum(decided == c) >= min_frames else pooled
+                     for c in range(n_classes)])
+
+
 def novelty_threshold(known_scores: np.ndarray, keep: float = 0.95) -> float:
     """The novelty threshold that keeps ``keep`` of the known frames (their scores ``[N]``) as known."""
     scores = np.asarray(known_scores, dtype=np.float64)

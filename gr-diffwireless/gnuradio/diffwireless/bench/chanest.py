@@ -26,7 +26,8 @@ Sanity: ``CN(0, R)``, ``R_ij = 0.9^|i-j|``, N = 64, ``y = h + n`` (``chanest_exp
 LMMSE at 0, 10 and 20 dB.
 
 Loopback (GNU Radio's OFDM chain, :mod:`gnuradio.diffwireless.recipes.ofdm_loopback`): ``ofdm_tx`` (BPSK header and
-payload, 96-byte packets, no FEC) -> ``selective_fading_model`` (TDL-A, 50 ns, ``fD Ts = 1e-5``) + AWGN -> the stock
+payload, 96-byte packets; without FEC, and with the payload under gr-fec's rate-1/2 K=7 convolutional code,
+interleaved, decoded by Viterbi) -> ``selective_fading_model`` (TDL-A, 50 ns, ``fD Ts = 1e-5``) + AWGN -> the stock
 receiver (``ofdm_equalizer_simpledfe``) and ours (``diffusion_ofdm_equalizer``) on the same samples. Per SNR,
 ``LOOPBACK_REALIZATIONS`` fading seeds (independent channels) of ``LOOPBACK_PACKETS`` packets each: packet success
 rate (CRC passed / sent; Wilson interval), BER over the packets whose header decoded, and the SNR at which each
@@ -37,6 +38,7 @@ Speed: estimates (frames) per second of each diffusion mode on the device, besid
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -228,10 +230,13 @@ def required_snr(snrs: np.ndarray, success: np.ndarray, target: float = TARGET_S
     return float("nan")
 
 
-def loopback(quick: bool, device: str, rng: np.random.Generator) -> list[BenchRow]:
+def loopback(quick: bool, device: str, rng: np.random.Generator, coded: bool = False) -> list[BenchRow]:
+    """Packet success, BER and the SNR for 90% packets of both receivers; ``coded``: the payload under the
+    rate-1/2 K=7 convolutional code (a packet counts when its decoded payload is the one sent)."""
     snrs = np.array(LOOPBACK_SNRS_DB[::2] if quick else LOOPBACK_SNRS_DB)
     n_real = 8 if quick else LOOPBACK_REALIZATIONS
-    tx = transmit(LOOPBACK_PACKETS, seed=11)
+    tx = transmit(LOOPBACK_PACKETS, seed=11, coded=coded)
+    code = " fec=cc(7,1/2)" if coded else ""
     # counts[eq][snr index][realization] = (ok, detected, bit errors, bits)
     counts = {eq: np.zeros((len(snrs), n_real, 4), dtype=np.int64) for eq in ("stock", "diffusion")}
     for j, snr in enumerate(snrs):
@@ -246,28 +251,27 @@ def loopback(quick: bool, device: str, rng: np.random.Generator) -> list[BenchRo
         nfe = 0 if eq == "stock" else 1
         for j, snr in enumerate(snrs):
             ok, det, err, bits = c[j].sum(axis=0)
-            setting = f"loopback TDL-A 50ns fdts={LOOPBACK_FDTS:g} bpsk snr_db={snr:g}"
+            setting = f"loopback TDL-A 50ns fdts={LOOPBACK_FDTS:g} bpsk{code} snr_db={snr:g}"
             extra = {"profile": "loopback", "snr_db": float(snr), "packets_sent": int(sent), "packets_ok": int(ok),
-                     "packets_detected": int(det), "realizations": n_real}
+                     "packets_detected": int(det), "realizations": n_real, "fec": coded}
             lo, hi = wilson_interval(int(ok), sent)
             rows.append(BenchRow(method, setting, "packet_success", ok / sent, lo, hi, nfe, device, extra))
             if bits:
                 lo, hi = wilson_interval(int(err), int(bits))
                 rows.append(BenchRow(method, setting, "ber", err / bits, lo, hi, nfe, device,
                                      dict(extra, bit_errors=int(err), bits=int(bits))))
-        success = c[:, :, 0].sum(axis=1) / sent
-        value = required_snr(snrs, success)
-        boots = []
-        for _ in range(BOOTSTRAP):
-            pick = rng.integers(0, n_real, n_real)
-            boots.append(required_snr(snrs, c[:, pick, 0].sum(axis=1) / sent))
-        boots = np.asarray(boots)
-        finite = boots[np.isfinite(boots)]
-        lo, hi = (np.percentile(finite, [2.5, 97.5]) if finite.size else (np.nan, np.nan))
-        rows.append(BenchRow(method, "loopback TDL-A 50ns bpsk", "snr_db_at_90pct_packets", value,
-                             float(min(lo, value)) if np.isfinite(value) else float("nan"),
-                             float(max(hi, value)) if np.isfinite(value) else float("nan"), nfe, device,
-                             {"profile": "loopback", "bootstrap_never_reached": int(np.sum(~np.isfinite(boots)))}))
+        # Packets, and (the ceiling of any payload equalizer: a packet whose header is lost is lost) headers.
+        for metric, col in (("snr_db_at_90pct_packets", 0), ("snr_db_at_90pct_headers", 1)):
+            value = required_snr(snrs, c[:, :, col].sum(axis=1) / sent)
+            boots = np.asarray([required_snr(snrs, c[:, rng.integers(0, n_real, n_real), col].sum(axis=1) / sent)
+                                for _ in range(BOOTSTRAP)])
+            finite = boots[np.isfinite(boots)]
+            lo, hi = (np.percentile(finite, [2.5, 97.5]) if finite.size else (np.nan, np.nan))
+            rows.append(BenchRow(method, f"loopback TDL-A 50ns bpsk{code}", metric, value,
+                                 float(min(lo, value)) if np.isfinite(value) else float("nan"),
+                                 float(max(hi, value)) if np.isfinite(value) else float("nan"), nfe, device,
+                                 {"profile": "loopback", "fec": coded,
+                                  "bootstrap_never_reached": int(np.sum(~np.isfinite(boots)))}))
     return rows
 
 
@@ -287,6 +291,7 @@ def run(quick: bool = False) -> list[BenchRow]:
         rows += sanity(500 if quick else 5000, engine, rng, device)
         rows += speed(engine, quick, device)
         rows += loopback(quick, device, rng)
+        rows += loopback(quick, device, rng, coded=True)
     finally:
         release_engine(engine)
     return rows
@@ -323,12 +328,14 @@ def plot(rows: list[BenchRow], path) -> None:
         row = axes[n_rows - 1]
         for k, metric in enumerate(("packet_success", "ber")):
             ax = row[k]
-            for method, style in (("stock_simpledfe", "s--"), ("diffusion_equalizer", "o-")):
+            for (method, style), coded in itertools.product(
+                    (("stock_simpledfe", "s--"), ("diffusion_equalizer", "o-")), (False, True)):
                 pts = sorted((r.extra["snr_db"], r.value, r.ci_low, r.ci_high) for r in lb
-                             if r.method == method and r.metric == metric)
+                             if r.method == method and r.metric == metric and r.extra.get("fec", False) == coded)
                 if pts:
                     s, v, lo, hi = (np.array(x) for x in zip(*pts))
-                    (ax.semilogy if metric == "ber" else ax.plot)(s, v, style, label=method, ms=3, lw=1)
+                    (ax.semilogy if metric == "ber" else ax.plot)(
+                        s, v, style, label=method + (" + FEC" if coded else ""), ms=3, lw=1.6 if coded else 0.8)
                     ax.fill_between(s, lo, hi, alpha=0.15)
             ax.set_title(f"GNU Radio OFDM loopback: {metric}", fontsize=9)
             ax.set_xlabel("SNR per carrier (dB)")

@@ -8,6 +8,12 @@ their frame equalizers (``stock``: ``ofdm_equalizer_simpledfe``, as ``digital.of
 see the very same samples. Counted per receiver: packets that pass their CRC (packet success rate) and, over the
 packets whose header was decoded, payload bit errors (BER).
 
+With ``coded`` each packet's 96 bytes are coded before ``ofdm_tx`` by gr-fec's convolutional code (rate 1/2,
+constraint length 7, the 802.11 generators 133/171 octal, terminated) and spread by a fixed pseudo-random bit
+interleaver (the deep fade of a few carriers becomes scattered errors the Viterbi decoder corrects); the receivers'
+payload bits are de-interleaved and decoded by gr-fec's Viterbi decoder (hard decisions: ``ofdm_rx`` gives bits). A
+packet then counts as received when its decoded 96 bytes are the ones sent (the CRC protects the coded bytes).
+
 SNR: per active carrier, ``P_tx * fft_len / n_active / noise_power`` with ``P_tx`` the mean power of the sent
 samples (gaps excluded): the Es/N0 of a data carrier through a channel of unit mean gain.
 """
@@ -19,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pmt
-from gnuradio import analog, blocks, channels, digital, gr
+from gnuradio import analog, blocks, channels, digital, fec, gr
 
 from diffwireless.fading import TDL_TABLES
 
@@ -27,6 +33,11 @@ from gnuradio.diffwireless.diffusion_ofdm_rx import diffusion_ofdm_rx
 
 PACKET_LEN = 96  # bytes, as GNU Radio's ofdm_loopback example
 SAMPLE_RATE_HZ = 20e6
+CC_K, CC_POLYS = 7, [109, 79]  # constraint length and generators (0o155, 0o117: 802.11's 133/171 bit-reversed)
+INFO_BITS = 8 * PACKET_LEN
+CODED_BITS = 2 * (INFO_BITS + CC_K - 1)  # terminated: the tail returns the encoder to state 0
+CODED_LEN = -(-CODED_BITS // 8)  # bytes sent per packet with FEC (zero bits pad the last)
+INTERLEAVER_SEED = 802
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Transmission:
     payloads: list[bytes]
     signal_power: float
     bps_payload: int
+    coded: bool = False
 
 
 @dataclass
@@ -50,13 +62,59 @@ class Reception:
     extra: dict = field(default_factory=dict)
 
 
-def transmit(n_packets: int, seed: int, bps_payload: int = 1, gap: int = 400) -> Transmission:
-    """Run ``digital.ofdm_tx`` on random packets and space its bursts by ``gap`` zero samples."""
+def interleaver() -> np.ndarray:
+    """The fixed bit permutation ``[CODED_BITS]`` of a coded packet: sent bit ``i`` is coded bit ``perm[i]``."""
+    return np.random.default_rng(INTERLEAVER_SEED).permutation(CODED_BITS)
+
+
+def _run_bits(source, chain, sink) -> None:
+    tb = gr.top_block("dw_fec")
+    tb.connect(source, chain, sink)
+    tb.run()
+
+
+def fec_encode(payloads: list[bytes]) -> list[bytes]:
+    """Each payload of :data:`PACKET_LEN` bytes -> :data:`CODED_LEN` bytes: gr-fec's terminated rate-1/2 K=7
+    convolutional code, interleaved, packed MSB first."""
+    bits = np.unpackbits(np.frombuffer(b"".join(payloads), dtype=np.uint8))
+    sink = blocks.vector_sink_b()
+    enc = fec.cc_encoder_make(INFO_BITS, CC_K, 2, CC_POLYS, 0, fec.CC_TERMINATED, False)
+    _run_bits(blocks.vector_source_b(bits.tolist(), False),
+              fec.extended_encoder(encoder_obj_list=enc, threading=None, puncpat="11"), sink)
+    coded = np.asarray(sink.data(), dtype=np.uint8).reshape(len(payloads), CODED_BITS)[:, interleaver()]
+    padded = np.zeros((len(payloads), 8 * CODED_LEN), dtype=np.uint8)
+    padded[:, :CODED_BITS] = coded
+    return [np.packbits(row).tobytes() for row in padded]
+
+
+def fec_decode(received: np.ndarray) -> np.ndarray:
+    """Received coded packets ``[n, CODED_LEN]`` bytes (hard decisions) -> decoded payloads ``[n, PACKET_LEN]``
+    bytes by gr-fec's Viterbi decoder."""
+    received = np.asarray(received, dtype=np.uint8).reshape(-1, CODED_LEN)
+    coded = np.empty((len(received), CODED_BITS), dtype=np.uint8)
+    coded[:, interleaver()] = np.unpackbits(received, axis=1)[:, :CODED_BITS]
+    soft = (2.0 * coded.reshape(-1) - 1.0).astype(np.float32)  # bit 1 -> +1, as gr-fec's decoder takes them
+    sink = blocks.vector_sink_b()
+    dec = fec.cc_decoder.make(INFO_BITS, CC_K, 2, CC_POLYS, 0, -1, fec.CC_TERMINATED, False)
+    _run_bits(blocks.vector_source_f(soft.tolist(), False),
+              fec.extended_decoder(decoder_obj_list=dec, threading=None, ann=None, puncpat="11",
+                                   integration_period=10000), sink)
+    bits = np.asarray(sink.data(), dtype=np.uint8)
+    if len(bits) != len(received) * INFO_BITS:
+        raise RuntimeError(f"the Viterbi decoder gave {len(bits)} bits for {len(received)} packets")
+    return np.packbits(bits.reshape(len(received), INFO_BITS), axis=1)
+
+
+def transmit(n_packets: int, seed: int, bps_payload: int = 1, gap: int = 400, coded: bool = False
+             ) -> Transmission:
+    """Run ``digital.ofdm_tx`` on random packets (``coded``: by :func:`fec_encode`) and space its bursts by
+    ``gap`` zero samples."""
     rng = np.random.default_rng(seed)
     payloads = [rng.integers(0, 256, PACKET_LEN, dtype=np.uint8).tobytes() for _ in range(n_packets)]
+    sent = fec_encode(payloads) if coded else payloads
     tb = gr.top_block("dw_ofdm_tx")
-    src = blocks.vector_source_b(list(b"".join(payloads)), False)
-    to_tsb = blocks.stream_to_tagged_stream(gr.sizeof_char, 1, PACKET_LEN, "packet_length")
+    src = blocks.vector_source_b(list(b"".join(sent)), False)
+    to_tsb = blocks.stream_to_tagged_stream(gr.sizeof_char, 1, len(sent[0]), "packet_length")
     tx = digital.ofdm_tx(packet_length_tag_key="packet_length", bps_payload=bps_payload)
     sink = blocks.vector_sink_c()
     tb.connect(src, to_tsb, tx, sink)
@@ -68,7 +126,7 @@ def transmit(n_packets: int, seed: int, bps_payload: int = 1, gap: int = 400) ->
         raise RuntimeError(f"ofdm_tx made {len(bursts)} bursts from {n_packets} packets")
     idle = np.zeros(gap, dtype=np.complex64)
     samples = np.concatenate([np.concatenate([idle, b]) for b in bursts] + [np.zeros(4 * gap, np.complex64)])
-    return Transmission(samples, payloads, float(np.mean(np.abs(data) ** 2)), bps_payload)
+    return Transmission(samples, payloads, float(np.mean(np.abs(data) ** 2)), bps_payload, coded)
 
 
 def tdl_taps(profile: str = "A", delay_spread_s: float = 50e-9) -> tuple[list[float], list[float]]:
@@ -109,23 +167,40 @@ def receive(tx: Transmission, snr_db: float, equalizers=("stock", "diffusion"), 
     tb.run()
     results = []
     for eq, (ok, raw) in sinks.items():
-        n_ok = len(ok.data()) // PACKET_LEN
-        errors, bits, detected = _bit_errors(raw, tx.payloads)
-        results.append(Reception(eq, len(tx.payloads), n_ok, detected, errors, bits))
+        packets = _received_packets(raw, len(tx.payloads), CODED_LEN if tx.coded else PACKET_LEN)
+        if tx.coded and packets:
+            decoded = fec_decode(np.stack([p for _, p in packets]))
+            packets = [(num, row) for (num, _), row in zip(packets, decoded)]
+        errors, bits, n_ok = _bit_errors(packets, tx.payloads)
+        if not tx.coded:
+            n_ok = len(ok.data()) // PACKET_LEN  # the CRC's verdict
+        results.append(Reception(eq, len(tx.payloads), n_ok, len(packets), errors, bits))
     return results
 
 
-def _bit_errors(raw, payloads: list[bytes]) -> tuple[int, int, int]:
-    """Payload bit errors over the packets whose header was decoded (matched by their ``packet_num`` tag)."""
+def _received_packets(raw, n_sent: int, length: int) -> list[tuple[int, np.ndarray]]:
+    """(packet number, ``length`` payload bytes, zero-filled where the stream ended) of every packet whose header
+    was decoded (the ``packet_num`` tag of the receiver's raw output, numbers outside the sent ones dropped)."""
     data = np.asarray(raw.data(), dtype=np.uint8)
-    starts = [(t.offset, pmt.to_python(t.value)) for t in raw.tags() if pmt.symbol_to_string(t.key) == "packet_num"]
-    errors = bits = detected = 0
-    for offset, num in starts:
-        if not 0 <= int(num) < len(payloads):
-            continue  # a header that decoded to a wrong number: lost
-        got = data[offset: offset + PACKET_LEN]
-        sent = np.frombuffer(payloads[int(num)], dtype=np.uint8)[: len(got)]
-        errors += int(np.unpackbits(got ^ sent).sum()) + 8 * (PACKET_LEN - len(got))
+    out = []
+    for t in raw.tags():
+        if pmt.symbol_to_string(t.key) != "packet_num":
+            continue
+        num = int(pmt.to_python(t.value))
+        if 0 <= num < n_sent:  # else a header that decoded to a wrong number: lost
+            got = np.zeros(length, dtype=np.uint8)
+            part = data[t.offset: t.offset + length]
+            got[: len(part)] = part
+            out.append((num, got))
+    return out
+
+
+def _bit_errors(packets: list[tuple[int, np.ndarray]], payloads: list[bytes]) -> tuple[int, int, int]:
+    """(payload bit errors, bits, packets without error) over the received packets."""
+    errors = bits = clean = 0
+    for num, got in packets:
+        wrong = int(np.unpackbits(got ^ np.frombuffer(payloads[num], dtype=np.uint8)).sum())
+        errors += wrong
         bits += 8 * PACKET_LEN
-        detected += 1
-    return errors, bits, detected
+        clean += wrong == 0
+    return errors, bits, clean

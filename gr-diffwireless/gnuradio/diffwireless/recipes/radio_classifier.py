@@ -23,7 +23,7 @@ from diffwireless.classifier import ModulationClassifier
 from diffwireless.frontend import BAND_SHARE
 from diffwireless.modulation_data import FRAME_LEN, ModulationDataset
 from diffwireless.models import DiffusionModel, save_model
-from diffwireless.recipes.modulation_classifier import fit_classifier, frame_outputs, novelty_threshold
+from diffwireless.recipes.modulation_classifier import class_novelty_scales, fit_classifier, frame_outputs
 
 from gnuradio.diffwireless.recipes.radio_sources import RADIO_CLASSES, synthesize_radio
 
@@ -63,22 +63,29 @@ def train(out_dir: str | Path, seed: int = SEED) -> DiffusionModel:
                                    augment="rotation", open_set=True, widths=WIDTHS,
                                    input_features=INPUT_FEATURES)
     del train_ds
+    return calibrate(model, out_dir, seed, record, t0)
+
+
+def calibrate(model: DiffusionModel, out_dir: str | Path, seed: int, record: dict, t0: float) -> DiffusionModel:
+    """The trained network's novelty scales (validation, seed + 2), its evaluation (seed + 1) and card; saved."""
     validation = synthesize_radio(VALIDATION_BURSTS, SNRS_DB, seed + 2)
-    known = frame_outputs(model, validation.frames, open_set=True)[:, -1][validation.snr_db >= 0]
-    threshold = novelty_threshold(known, KEEP_KNOWN)
-    model.card = {"classes": list(RADIO_CLASSES), "band_share": BAND_SHARE,
-                  "open_set": {"score": "mahalanobis", "threshold": threshold, "keep_known": KEEP_KNOWN}}
+    out = frame_outputs(model, validation.frames, open_set=True)[validation.snr_db >= 0]
+    scales = class_novelty_scales(out[:, -1], out[:, :-1].argmax(axis=1), len(RADIO_CLASSES), KEEP_KNOWN)
+    open_set = {"score": "mahalanobis (squared, to the nearest class mean, shared covariance) over the decided "
+                         "class's scale",
+                "threshold": 1.0, "class_scales": [round(float(v), 4) for v in scales], "keep_known": KEEP_KNOWN,
+                "fitted_on": f"validation bursts, seed {seed + 2}, SNR >= 0 dB: each class's scale keeps "
+                             f"{KEEP_KNOWN:.0%} of the frames decided as it"}
+    model.card = {"classes": list(RADIO_CLASSES), "band_share": BAND_SHARE, "open_set": open_set}
     eval_ds = synthesize_radio(EVAL_BURSTS, SNRS_DB, seed + 1)
     rows = accuracy_rows(ModulationClassifier(model), eval_ds, frame_outputs(model, eval_ds.frames, open_set=True))
     model.card = {
         "description": "Modulation classifier of real captures: bursts through the front end (band fitted to "
                        f"{BAND_SHARE} of the rate), 1024-sample frames (with their 2nd/4th/8th powers and "
                        "autocorrelation as input channels), 12 classes, 'unknown' by the Mahalanobis distance of "
-                       "its features.",
+                       "its features relative to the decided class's spread.",
         "classes": list(RADIO_CLASSES), "frame_len": FRAME_LEN, "band_share": BAND_SHARE,
-        "open_set": {"score": "mahalanobis (squared, to the nearest class mean, shared covariance)",
-                     "threshold": round(threshold, 4), "keep_known": KEEP_KNOWN,
-                     "fitted_on": f"validation bursts, seed {seed + 2}, SNR >= 0 dB"},
+        "open_set": open_set,
         "data": {"source": "gnuradio.diffwireless.recipes.radio_sources.synthesize_radio (dw-dataset --radio): GNU "
                            "Radio modulators over wide parameter spans, bursts, fading, carrier offset, IQ "
                            "imbalance, DC, 8-bit converter, AWGN; diffwireless.frontend.burst_frames",
