@@ -18,10 +18,11 @@ LAYOUT = OFDMLayout.make(64, defaults.OCCUPIED_CARRIERS, defaults.PILOT_CARRIERS
 BINS = LAYOUT.index(LAYOUT.active_carriers)
 
 
-def frames(n_frames: int, n_sym: int, snr_db: float, seed: int = 0):
-    """Frames of BPSK data and pilots through TDL-A channels, with LS preamble taps: (vectors, tags, sent, taps)."""
+def frames(n_frames: int, n_sym: int, snr_db: float, seed: int = 0, channel=TDL("A", 30e-9)):
+    """Frames of BPSK data and pilots through ``channel`` (TDL-A 30 ns), with LS preamble taps: (vectors, tags,
+    sent, taps)."""
     rng = np.random.default_rng(seed)
-    h = TDL("A", 30e-9).sample(OFDMGrid(n_symbols=1), n_frames, rng)[:, :, 0]
+    h = channel.sample(OFDMGrid(n_symbols=1), n_frames, rng)[:, :, 0]
     nv = 10 ** (-snr_db / 10)
     vecs, tags, sent_all, taps_all = [], [], [], []
     for f in range(n_frames):
@@ -86,6 +87,30 @@ def test_diffusion_estimate_beats_the_preamble_ls_and_decides_nearly_as_with_the
     ber, ber_genie = np.mean(decided != truth), np.mean(genie != truth)
     # BPSK over Rayleigh carriers at 5 dB: ~6% even with the true channel; the estimate costs a little more.
     assert ber < 1.35 * ber_genie + 0.002, (ber, ber_genie)
+
+
+def test_frames_beyond_the_prior_fall_back_and_are_tagged_and_frames_within_it_do_not():
+    def estimates(out_tags) -> tuple[dict, dict]:
+        est = {t.offset: np.asarray(pmt.c32vector_elements(t.value)) for t in out_tags
+               if pmt.symbol_to_string(t.key) == "dw_chan_est"}
+        used = {t.offset: pmt.symbol_to_string(t.value) for t in out_tags
+                if pmt.symbol_to_string(t.key) == "dw_fallback"}
+        return est, used
+
+    vecs, tags, _, taps = frames(16, 4, 15.0, seed=3)
+    eq, _, out_tags = run_eq(vecs, tags)
+    _, used = estimates(out_tags)
+    assert eq.fallbacks == len(used) <= 1  # the prior's own family: the diffusion estimate stands
+    # Delays to 2.6 us (TDL-C at 300 ns) at 35 dB: paths far beyond the cyclic prefix; the prior smooths them away.
+    vecs, tags, _, taps = frames(16, 4, 35.0, seed=4, channel=TDL("C", 300e-9))
+    eq, _, out_tags = run_eq(vecs, tags)
+    est, used = estimates(out_tags)
+    _, _, plain_tags = run_eq(vecs, tags, fallback=False)
+    plain, none = estimates(plain_tags)
+    assert eq.fallbacks == len(used) >= 12 and not none and set(used.values()) <= {"ls", "lmmse_robust"}
+    err = np.mean([np.mean(np.abs(est[o][BINS] - t[BINS]) ** 2) for o, t in zip(sorted(est), taps)])
+    err_plain = np.mean([np.mean(np.abs(plain[o][BINS] - t[BINS]) ** 2) for o, t in zip(sorted(plain), taps)])
+    assert err < 0.3 * err_plain
 
 
 def test_missing_model_and_foreign_layout_are_clear_errors():

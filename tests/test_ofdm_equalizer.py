@@ -85,3 +85,53 @@ def test_model_for_other_carriers_is_refused_with_what_it_needs():
     with pytest.raises(ModelError, match="one-symbol.*retrain"):
         FrameEqualizer(build_model("g", "grid_mixer", {"item_shape": [2, 52, 14], "channels": 4, "blocks": 1},
                                    NoiseSchedule(1000)), LAYOUT)
+
+
+def _ls_of(h: np.ndarray, noise_var: float, rng: np.random.Generator) -> np.ndarray:
+    ls = np.zeros(64, dtype=np.complex128)
+    ls[LAYOUT.index(LAYOUT.active_carriers)] = h + np.sqrt(noise_var / 2) * (
+        rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape))
+    return ls
+
+
+def test_robust_lmmse_taps_smooth_a_channel_within_the_cyclic_prefix():
+    from diffwireless.ofdm_equalizer import robust_lmmse_taps
+
+    rng = np.random.default_rng(5)
+    k = np.asarray(LAYOUT.active_carriers)
+    bins = LAYOUT.index(LAYOUT.active_carriers)
+    errs_ls, errs_lmmse = [], []
+    for _ in range(200):  # two paths inside the cyclic prefix (16 samples)
+        d = rng.uniform(0, 12, 2)
+        g = (rng.standard_normal(2) + 1j * rng.standard_normal(2)) / 2
+        h = (g[None, :] * np.exp(-2j * np.pi * np.outer(k, d) / 64)).sum(axis=1)
+        ls = _ls_of(h, 0.1, rng)
+        errs_ls.append(np.mean(np.abs(ls[bins] - h) ** 2))
+        errs_lmmse.append(np.mean(np.abs(robust_lmmse_taps(ls, 0.1, LAYOUT, 16)[bins] - h) ** 2))
+    # 52 carriers over a 16-of-64 delay span: about a quarter of the noise survives the smoother
+    assert np.mean(errs_lmmse) < 0.5 * np.mean(errs_ls)
+
+
+def test_an_estimate_that_misses_the_channel_falls_back_and_one_that_fits_does_not():
+    rng = np.random.default_rng(6)
+    eq = FrameEqualizer(prior(), LAYOUT)
+    bins = eq.active_bins
+    k = np.asarray(LAYOUT.active_carriers)
+    short = np.exp(-2j * np.pi * k * 3 / 64) * (0.8 + 0.6j)  # one path at 3 samples: a smoother's channel
+    ls = _ls_of(short, 1e-3, rng)
+    good = np.zeros(64, complex)
+    good[bins] = short
+    taps, which = eq.checked(good, ls, 1e-3)
+    assert which == "diffusion" and taps is good
+    # an estimate that is flat where the channel turns: the robust LMMSE fits the one-path channel
+    flat = np.zeros(64, complex)
+    flat[bins] = 0.8 + 0.6j
+    taps, which = eq.checked(flat, ls, 1e-3)
+    assert which == "lmmse_robust" and np.mean(np.abs(taps[bins] - short) ** 2) < 1e-3
+    # a path far beyond the cyclic prefix at high SNR: no smoother fits, the LS taps are used
+    long = short + 0.7 * np.exp(-2j * np.pi * k * 28 / 64)
+    ls = _ls_of(long, 1e-3, rng)
+    taps, which = eq.checked(flat, ls, 1e-3)
+    assert which == "ls" and np.array_equal(taps[bins], ls[bins])
+    # with the check off the estimate is kept whatever it is
+    assert FrameEqualizer(prior(), LAYOUT, fallback=False).checked(flat, ls, 1e-3)[1] == "diffusion"

@@ -16,6 +16,15 @@ decision feedback) by:
 3. tracking of a common phase and gain through the frame (residual frequency offset turns the whole frame): per
    symbol, the least-squares gain of the estimate against the pilots and the decided data carriers;
 4. one-tap equalization ``y / h`` of every occupied carrier; pilot carriers output their known symbols, empty ones 0.
+
+Do no harm: after step 2 the estimate is checked against the LS taps it came from. For an estimate of a channel
+the prior knows, the residual ``mean |LS - h_hat|^2`` over the active carriers is at most the noise variance (the
+estimate removes noise, and what it leaves of the channel is below it); a frame unlike the prior's family (a delay
+spread beyond it, a channel model it never saw) or an SNR where the prior is too coarse leaves structure in the
+residual, over :data:`FALLBACK_RESIDUAL` times the noise. Such a frame is estimated instead by the robust LMMSE
+(:func:`robust_lmmse_taps`: a uniform delay profile over the cyclic prefix, what a receiver can run without
+knowing the channel) if that passes the same check, else by the LS taps (what the stock equalizer uses), and the
+block tags it.
 """
 
 from __future__ import annotations
@@ -34,6 +43,13 @@ from diffwireless.models import DiffusionModel, shared_model
 
 MIN_SNR_DB = -10.0  # estimates below this are treated as this (the prior's training range starts there)
 MAX_SNR_DB = 35.0
+# Residual power over noise above which the diffusion estimate is not trusted: a consistent estimate leaves at
+# most the noise (its 52-carrier mean has a spread of about 0.14 of it, plus the noise estimate's own error), so
+# 1.5 flags structure the estimate missed and rarely an estimate that is right.
+FALLBACK_RESIDUAL = 1.5
+# A smoother whose residual is r times the noise has missed about (r - 1) times the noise of the channel (it removes
+# the noise, and leaves what it cut off); LS keeps the noise (1 time it). Over 2, LS is the better estimate.
+LS_RESIDUAL = 2.0
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,35 @@ class OFDMLayout:
         return occ, self.pilot_carriers[j % len(self.pilot_carriers)], self.pilot_symbols[j % len(self.pilot_symbols)]
 
 
+def robust_lmmse_taps(ls_taps: np.ndarray, noise_var: float, layout: OFDMLayout, cp_len: int,
+                      backoff: float = 0.0) -> np.ndarray:
+    """The classical smoother of the LS taps ``[fft_len]``: LMMSE with a uniform delay profile over
+    ``[-backoff, cp_len]`` samples (a path anywhere in the cyclic prefix, or up to ``backoff`` samples before the
+    FFT window's start, where a window that opens early moves it) at ``noise_var`` per carrier; ``[fft_len]``
+    (0 off the active carriers). Independent of the sample rate: delays are in samples, carriers in bins."""
+    from diffwireless.chanest import lmmse
+
+    carriers = np.asarray(layout.active_carriers, dtype=np.float64)
+    bins = layout.index(layout.active_carriers)
+    h = np.asarray(ls_taps, dtype=np.complex128)[bins]
+    power = max(float(np.mean(np.abs(h) ** 2)) - noise_var, 1e-3 * float(np.mean(np.abs(h) ** 2)), 1e-30)
+    span = (cp_len + backoff) / layout.fft_len  # delay span in FFT lengths; carrier spacing 1
+    df = np.subtract.outer(carriers, carriers)
+    # E exp(-2j pi df tau / N) over tau ~ U(-backoff, cp_len) samples
+    cov = np.exp(-1j * np.pi * df * span) * np.sinc(df * span) * np.exp(2j * np.pi * df * backoff / layout.fft_len)
+    out = np.zeros(layout.fft_len, dtype=np.complex128)
+    mask = np.ones((len(carriers), 1), dtype=bool)
+    out[bins] = lmmse(h[None, :] / math.sqrt(power), cov, mask,
+                      max(noise_var, 0.0) / power)[0, :, 0] * math.sqrt(power)
+    return out
+
+
+def residual_ratio(ls_taps: np.ndarray, taps: np.ndarray, noise_var: float, bins: np.ndarray) -> float:
+    """``mean |LS - taps|^2`` over ``bins``, over the noise variance (inf without noise)."""
+    r = float(np.mean(np.abs(np.asarray(ls_taps)[bins] - np.asarray(taps)[bins]) ** 2))
+    return r / noise_var if noise_var > 0 else (math.inf if r > 0 else 0.0)
+
+
 def apply_carrier_offset(frame: np.ndarray, carrier_offset: int, cp_len: int) -> np.ndarray:
     """Undo a coarse carrier offset as ``ofdm_frame_equalizer_vcvc`` does: shift the bins by ``carrier_offset``
     (zero fill) and remove the phase it advances each symbol (``2 pi offset cp_len / fft_len`` per symbol)."""
@@ -143,10 +188,14 @@ class FrameEqualizer:
         tracking: weight of each symbol's own fit in the tracked common gain (1: every symbol fitted afresh; 0: the
             estimate is held through the frame).
         points: the data carriers' constellation points, for decision-directed tracking (None: pilots only).
+        fallback: check each estimate against its LS taps and use the robust LMMSE where it fails (module text).
+        backoff: samples before the FFT window the robust LMMSE's delay profile reaches (where the window opens
+            early, the receiver's sync; GNU Radio's Schmidl & Cox opens it into the cyclic prefix, delaying paths).
     """
 
     def __init__(self, model: DiffusionModel | str | Path, layout: OFDMLayout, num_steps: int = 1,
-                 tracking: float = 1.0, points: np.ndarray | None = None) -> None:
+                 tracking: float = 1.0, points: np.ndarray | None = None, fallback: bool = True,
+                 backoff: float = 2.0) -> None:
         self.model = model if isinstance(model, DiffusionModel) else shared_model(model)
         self.layout = layout
         active = layout.active_carriers
@@ -166,6 +215,8 @@ class FrameEqualizer:
         self.num_steps, self.tracking = num_steps, float(tracking)
         self.points = None if points is None else np.asarray(points, dtype=np.complex128).reshape(-1)
         self.active_bins = layout.index(active)
+        self.fallback, self.backoff = bool(fallback), float(backoff)
+        self.cp_len = int(self.model.card.get("grid", {}).get("cp_len", layout.fft_len // 4))
 
     def prepare(self, taps: np.ndarray, noise_var: float) -> tuple[np.ndarray, float, float]:
         """The preamble's LS taps ``[fft_len]`` -> ``(network item [1, 2, n_active, 1], scale, snr_db)``."""
@@ -185,6 +236,31 @@ class FrameEqualizer:
         taps = np.zeros(self.layout.fft_len, dtype=np.complex128)
         taps[self.active_bins] = items_grid(out).reshape(-1) * scale
         return taps
+
+    def checked(self, taps: np.ndarray, ls_taps: np.ndarray, noise_var: float) -> tuple[np.ndarray, str]:
+        """``(taps to use, which estimate)``: the diffusion ``taps`` (``"diffusion"``) where they leave at most
+        :data:`FALLBACK_RESIDUAL` times ``noise_var`` of ``ls_taps`` unexplained (``noise_var`` floored at the
+        highest SNR the prior serves, :data:`MAX_SNR_DB`); else the robust LMMSE (``"lmmse_robust"``) if it passes
+        the same check; else the smoother with the smaller residual where that is under :data:`LS_RESIDUAL` times the
+        noise; else the LS taps themselves (``"ls"``: a channel longer than the cyclic prefix at high SNR, where any
+        smoother cuts paths off and the stock equalizer's LS taps are the best a receiver has)."""
+        if not self.fallback:
+            return taps, "diffusion"
+        h = np.asarray(ls_taps, dtype=np.complex128)[self.active_bins]
+        floor = float(np.mean(np.abs(h) ** 2)) * 10 ** (-MAX_SNR_DB / 10)
+        nv = max(float(noise_var) if math.isfinite(noise_var) else 0.0, floor)
+        r_diffusion = residual_ratio(ls_taps, taps, nv, self.active_bins)
+        if r_diffusion <= FALLBACK_RESIDUAL:
+            return taps, "diffusion"
+        robust = robust_lmmse_taps(ls_taps, nv, self.layout, self.cp_len, self.backoff)
+        r_robust = residual_ratio(ls_taps, robust, nv, self.active_bins)
+        if r_robust <= FALLBACK_RESIDUAL:
+            return robust, "lmmse_robust"
+        if min(r_diffusion, r_robust) <= LS_RESIDUAL:  # what a smoother misses is still below the noise LS keeps
+            return (taps, "diffusion") if r_diffusion <= r_robust else (robust, "lmmse_robust")
+        ls = np.zeros(self.layout.fft_len, dtype=np.complex128)
+        ls[self.active_bins] = h
+        return ls, "ls"
 
     def equalize(self, frame: np.ndarray, taps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`equalize_frame` with this equalizer's layout, tracking and constellation."""

@@ -31,6 +31,7 @@ import numpy as np
 from diffwireless.constellations import get_constellation
 from diffwireless.fading import OFDMGrid
 from diffwireless.ofdm_equalizer import OFDMLayout, equalize_frame
+from diffwireless.ofdm_equalizer import robust_lmmse_taps as _robust_lmmse_taps
 
 N_FFT = 64
 CP_LEN = 16
@@ -329,30 +330,25 @@ def robust_lmmse_taps(ls_taps: np.ndarray, noise_var: float) -> np.ndarray:
     cyclic prefix), at the measured noise level. The FFT window opens ``BACKOFF`` samples early, which delays every
     path by as much; the design spans ``[-BACKOFF, CP]`` samples, since a path between samples leaks (sinc tails)
     to both sides of its delay, and cutting that leakage off costs more than it smooths at high SNR."""
-    from diffwireless.chanest import lmmse, robust_covariance
-
-    b = _bins(CARRIERS)
-    h = ls_taps[b]
-    power = max(float(np.mean(np.abs(h) ** 2)) - noise_var, 1e-3 * float(np.mean(np.abs(h) ** 2)), 1e-30)
-    span_s = (CP_LEN + BACKOFF) / SAMPLE_RATE_HZ
-    early = np.exp(2j * np.pi * np.asarray(CARRIERS) * BACKOFF / N_FFT)  # uniform over [0, span] moved BACKOFF early
-    cov = early[:, None] * robust_covariance(GRID, 0.0, span_s) * early.conj()[None, :]
-    out = np.zeros(N_FFT, dtype=np.complex128)
-    out[b] = lmmse(h[None, :] / np.sqrt(power), cov, np.ones(GRID.shape, bool), noise_var / power)[0, :, 0]
-    out[b] *= np.sqrt(power)
-    return out
+    return _robust_lmmse_taps(ls_taps, noise_var, layout(), CP_LEN, BACKOFF)
 
 
 class DiffusionTaps:
     """The diffusion estimate of the 52 carriers from the LS taps through the engine (``chanest_tdl_sym``: its
-    grid is the legacy 802.11 carriers; one DDIM step from the SNR-matched step)."""
+    grid is the legacy 802.11 carriers; one DDIM step from the SNR-matched step), checked against the LS taps as
+    :meth:`~diffwireless.ofdm_equalizer.FrameEqualizer.checked` does (``fallback``): a frame the prior does not
+    explain gets the robust LMMSE (or its LS taps), counted in ``fallbacks`` of ``frames``."""
 
-    def __init__(self, model="chanest_tdl_sym", num_steps: int = 1) -> None:
+    def __init__(self, model="chanest_tdl_sym", num_steps: int = 1, fallback: bool = True) -> None:
         from diffwireless.ofdm_equalizer import FrameEqualizer
 
-        self.equalizer = FrameEqualizer(model, layout(), num_steps=num_steps)
+        self.equalizer = FrameEqualizer(model, layout(), num_steps=num_steps, fallback=fallback, backoff=BACKOFF)
+        self.frames = self.fallbacks = 0
 
     def __call__(self, ls_taps: np.ndarray, noise_var: float, engine) -> np.ndarray:
         items, scale, snr_db = self.equalizer.prepare(ls_taps, noise_var)
         out = engine.submit(self.equalizer.job(items, snr_db)).result()
-        return self.equalizer.taps_from_result(out, scale)
+        taps, used = self.equalizer.checked(self.equalizer.taps_from_result(out, scale), ls_taps, noise_var)
+        self.frames += 1
+        self.fallbacks += used != "diffusion"
+        return taps

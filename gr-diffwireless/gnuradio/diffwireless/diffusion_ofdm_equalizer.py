@@ -21,6 +21,7 @@ CARR_OFFSET_TAG = "ofdm_sync_carr_offset"
 ESTIMATE_TAG = "dw_chan_est"
 LS_TAG = "dw_chan_ls"
 SNR_EST_TAG = "dw_snr_db"
+FALLBACK_TAG = "dw_fallback"
 DEFAULT_MODEL = "chanest_tdl_sym"
 MAX_FRAMES_IN_FLIGHT = 64  # frames whose estimate may be in the engine at once
 _WAIT_S = 0.02  # longest wait inside one work call, so that tb.stop() is honoured promptly
@@ -40,7 +41,9 @@ class diffusion_ofdm_equalizer(gr.basic_block):
     Output: each occupied carrier divided by its channel estimate (soft, where ``ofdm_equalizer_simpledfe`` gives
     hard decisions), pilots set to their known symbols, other carriers 0. Tags on the first vector: ``dw_chan_est``
     (the estimate, ``fft_len`` complex), ``dw_chan_ls`` (the LS taps it started from, for the Channel View),
-    ``dw_snr_db`` (the SNR used), and with ``propagate_channel_state``
+    ``dw_snr_db`` (the SNR used), ``dw_fallback`` (with ``fallback``, on a frame whose LS taps lay more than the
+    noise from the diffusion estimate, a channel unlike the prior's: the estimate used instead, ``lmmse_robust``
+    or ``ls``), and with ``propagate_channel_state``
     ``ofdm_sync_chan_taps`` (the taps after the last symbol, as the stock block). Other tags pass on their
     vectors. A frame that arrives with ``dw_chan_est`` (set by this block as header equalizer and carried to the
     payload by the header parser) is equalized with that estimate instead of being estimated again.
@@ -58,13 +61,16 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         constellation: the data carriers' ``digital.constellation`` (as ``ofdm_equalizer_simpledfe`` takes it), for
             decision-directed tracking; None: pilots only.
         engine: the engine's options (``EngineOptions``), a device string, or None for the defaults.
+        fallback: check each estimate against its LS taps and use the robust LMMSE (uniform delay profile over the
+            cyclic prefix), or the LS taps where that fails too, for a frame the prior does not explain
+            (:meth:`FrameEqualizer.checked`); counted in ``fallbacks``.
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, occupied_carriers=None, pilot_carriers=None,
                  pilot_symbols=None, symbols_skipped: int = 0, len_tag_key: str = "frame_length",
                  propagate_channel_state: bool = False, fixed_frame_len: int = 0, model: str = "",
                  snr_db: float | None = None, tracking: float = 1.0, constellation=None,
-                 engine: EngineOptions | str | None = None) -> None:
+                 engine: EngineOptions | str | None = None, fallback: bool = True) -> None:
         gr.basic_block.__init__(self, name="diffwireless_diffusion_ofdm_equalizer",
                                 in_sig=[(np.complex64, fft_len)], out_sig=[(np.complex64, fft_len)])
         self.layout = OFDMLayout.make(fft_len,
@@ -73,7 +79,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
                                       defaults.PILOT_SYMBOLS if pilot_symbols is None else pilot_symbols,
                                       symbols_skipped)
         points = None if constellation is None else np.asarray(constellation.points(), dtype=np.complex128)
-        self.equalizer = FrameEqualizer(model or DEFAULT_MODEL, self.layout, tracking=tracking, points=points)
+        self.equalizer = FrameEqualizer(model or DEFAULT_MODEL, self.layout, tracking=tracking, points=points,
+                                        fallback=fallback)
         if snr_db is not None and not math.isfinite(float(snr_db)):
             raise ValueError(f"diffusion_ofdm_equalizer: snr_db must be finite or None, got {snr_db}")
         if not len_tag_key and fixed_frame_len < 1:
@@ -89,6 +96,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         self._pending: deque[_Frame] = deque()
         self.frames = 0
         self.missing_taps = 0
+        self.fallbacks = 0
         self.last_snr_db = float("nan")
         self.set_tag_propagation_policy(gr.TPP_DONT)
         self.logger = gr.logger("diffwireless_diffusion_ofdm_equalizer")
@@ -99,7 +107,7 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         self.snr_db = None if snr_db is None else float(snr_db)
 
     def start(self) -> bool:
-        self.frames = self.missing_taps = 0
+        self.frames = self.missing_taps = self.fallbacks = 0
         self.error = None
         self._pending = deque()
         self.engine, self.error = acquire_block_engine(self, self.options)
@@ -112,7 +120,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
                     self.engine.drop(entry.job, count=False)
             release_engine(self.engine, self.alias())
             self.engine = None
-        self.logger.info(f"{self.frames} frames equalized ({self.missing_taps} without preamble taps)")
+        self.logger.info(f"{self.frames} frames equalized ({self.missing_taps} without preamble taps, "
+                         f"{self.fallbacks} fallen back to the robust LMMSE or LS)")
         return True
 
     def forecast(self, noutput_items, ninputs):
@@ -159,7 +168,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             entry = _Frame(frame, frame_len, has_len_tag=bool(self.len_tag_key) and self.len_tag_key in tags)
             entry.tags = [(tag.offset - start, tag.key, tag.value, tag.srcid)
                           for tag in self.get_tags_in_window(0, consumed, consumed + frame_len)
-                          if pmt.symbol_to_string(tag.key) not in (CHAN_TAPS_TAG, ESTIMATE_TAG, SNR_EST_TAG, LS_TAG)]
+                          if pmt.symbol_to_string(tag.key) not in (CHAN_TAPS_TAG, ESTIMATE_TAG, SNR_EST_TAG, LS_TAG,
+                                                                  FALLBACK_TAG)]
             if ESTIMATE_TAG in tags:  # estimated already (the header's estimate, carried to the payload)
                 entry.taps = np.asarray(pmt.c32vector_elements(tags[ESTIMATE_TAG]), dtype=np.complex128)
                 entry.snr_db = float(pmt.to_double(tags[SNR_EST_TAG])) if SNR_EST_TAG in tags else float("nan")
@@ -183,7 +193,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
         noise_var = noise_var_from_nulls(entry.frame, self.layout)
         if self.snr_db is not None:
             noise_var = float(np.mean(np.abs(ls[self.equalizer.active_bins]) ** 2)) / (1 + 10 ** (self.snr_db / 10))
-        items, entry.scale, entry.snr_db = self.equalizer.prepare(ls, noise_var if math.isfinite(noise_var) else 0.0)
+        entry.noise_var = noise_var if math.isfinite(noise_var) else 0.0
+        items, entry.scale, entry.snr_db = self.equalizer.prepare(ls, entry.noise_var)
         job = self.equalizer.job(items, entry.snr_db)
         try:
             self.engine.submit(job)
@@ -204,7 +215,9 @@ class diffusion_ofdm_equalizer(gr.basic_block):
                 if exc is not None:
                     self._fail(f"the channel estimate of a frame failed: {exc}", exc)
                     break
-                entry.taps = self.equalizer.taps_from_result(entry.job.future.result(), entry.scale)
+                entry.taps, entry.estimate = self.equalizer.checked(
+                    self.equalizer.taps_from_result(entry.job.future.result(), entry.scale), entry.ls, entry.noise_var)
+                self.fallbacks += entry.estimate != "diffusion"
             if len(out) - produced < entry.frame_len:
                 break  # wait for room for the whole frame
             self._pending.popleft()
@@ -219,6 +232,8 @@ class diffusion_ofdm_equalizer(gr.basic_block):
             taps = entry.taps.astype(np.complex64)
             self.add_item_tag(0, first, pmt.intern(ESTIMATE_TAG), pmt.init_c32vector(len(taps), taps), self._srcid)
             self.add_item_tag(0, first, pmt.intern(SNR_EST_TAG), pmt.from_double(entry.snr_db), self._srcid)
+            if entry.estimate != "diffusion":
+                self.add_item_tag(0, first, pmt.intern(FALLBACK_TAG), pmt.intern(entry.estimate), self._srcid)
             if entry.ls is not None:
                 ls = entry.ls.astype(np.complex64)
                 self.add_item_tag(0, first, pmt.intern(LS_TAG), pmt.init_c32vector(len(ls), ls), self._srcid)
@@ -249,3 +264,5 @@ class _Frame:
     snr_db: float = float("nan")
     taps: np.ndarray | None = None
     ls: np.ndarray | None = None  # the LS taps the estimate started from (None when it came with the frame)
+    noise_var: float = 0.0
+    estimate: str = "diffusion"  # which estimate the frame was equalized with (FrameEqualizer.checked)

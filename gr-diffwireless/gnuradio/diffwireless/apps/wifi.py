@@ -1,5 +1,6 @@
 """``dw-wifi``: 802.11a/g/n recordings through the legacy-preamble receiver, with LS, the robust LMMSE smoother and
-the diffusion channel estimate side by side; EVM of SIGNAL and the data symbols, SIGNAL decoding.
+the diffusion channel estimate side by side; EVM of SIGNAL and the data symbols, SIGNAL decoding. The diffusion
+estimate falls back to the robust LMMSE on a frame whose LS taps it does not explain (counted: ``fallbacks``).
 
     dw-wifi [RECORDING.sigmf-meta ...] [--add-snr-db 20 10] [--json out.json]
 
@@ -61,6 +62,7 @@ def measure_frames(pieces, engine, diffusion: wifi.DiffusionTaps) -> dict:
     """``pieces``: ``(iq, stf_start, coarse_cfo)`` per frame. Returns per estimator the per-frame reports."""
     reports: dict[str, list[wifi.FrameReport]] = {e: [] for e in ESTIMATORS}
     snrs = []
+    fallbacks = diffusion.fallbacks
     for iq, start, cfo in pieces:
         frame = wifi.cut_frame(iq, start, cfo)
         if frame is None or len(frame.symbols) == 0:
@@ -71,7 +73,7 @@ def measure_frames(pieces, engine, diffusion: wifi.DiffusionTaps) -> dict:
                 "diffusion": diffusion(ls, noise_var, engine)}
         for name, t in taps.items():
             reports[name].append(wifi.evaluate_frame(frame, t))
-    return {"reports": reports, "ltf_snr_db": snrs}
+    return {"reports": reports, "ltf_snr_db": snrs, "fallbacks": diffusion.fallbacks - fallbacks}
 
 
 def summarize(reports: dict, rng: np.random.Generator) -> list[dict]:
@@ -117,7 +119,7 @@ def run_recording(path: str, add_snrs_db, engine, diffusion, rng) -> list[dict]:
         m = measure_frames(pieces, engine, diffusion)
         out.append({"recording": Path(path).name, "added_noise_snr_db": cond, "frames_detected": len(found),
                     "ltf_snr_db_median": round(float(np.median(m["ltf_snr_db"])), 1) if m["ltf_snr_db"] else None,
-                    "rows": summarize(m["reports"], rng)})
+                    "diffusion_fallbacks": m["fallbacks"], "rows": summarize(m["reports"], rng)})
     return out
 
 
@@ -134,14 +136,14 @@ def run_synthetic(snrs_db, engine, diffusion, rng) -> list[dict]:
         out.append({"recording": f"synthetic 802.11a 24 Mb/s, TDL-B 30 ns, {SYNTHETIC_FRAMES} frames",
                     "added_noise_snr_db": None, "snr_db": snr, "frames_detected": len(pieces),
                     "ltf_snr_db_median": round(float(np.median(m["ltf_snr_db"])), 1) if m["ltf_snr_db"] else None,
-                    "rows": summarize(m["reports"], rng)})
+                    "diffusion_fallbacks": m["fallbacks"], "rows": summarize(m["reports"], rng)})
     return out
 
 
 def print_table(results: list[dict]) -> None:
     print(f"{'recording':58s} {'noise':>6s} {'frames':>6s} {'LTF SNR':>7s}  " +
           "  ".join(f"{e + ' EVM dB':>22s}" for e in ESTIMATORS) + "  diffusion gain dB vs ls / vs lmmse  "
-          "SIGNAL ok (ls/lmmse/diff)")
+          "SIGNAL ok (ls/lmmse/diff)  fallbacks")
     for r in results:
         cond = "-" if r["added_noise_snr_db"] is None else f"{r['added_noise_snr_db']:g} dB"
         if "snr_db" in r:
@@ -152,7 +154,7 @@ def print_table(results: list[dict]) -> None:
         gains = " / ".join(f"{g[0]:5.2f} [{g[1]:5.2f},{g[2]:5.2f}]" for g in (d["gain_over_ls_db"],
                                                                         d["gain_over_lmmse_robust_db"]))
         print(f"{r['recording'][:58]:58s} {cond:>6s} {r['frames_detected']:6d} {r['ltf_snr_db_median'] or 0:7.1f}  "
-              f"{cells}  {gains}  {ok}")
+              f"{cells}  {gains}  {ok}  {r.get('diffusion_fallbacks', 0)}/{d['frames']}")
 
 
 def verdict(results: list[dict]) -> list[str]:

@@ -219,6 +219,68 @@ def speed(engine, quick: bool, device: str) -> list[BenchRow]:
     return rows
 
 
+# The block's estimate (one symbol: the preamble's LS taps), in and beyond the prior's training family
+# (chanest_tdl_sym: TDL-A/B/C, 10-100 ns, the FFT window -2..14 samples into the cyclic prefix).
+EQUALIZER_PROFILES = {"TDL-A 30ns": TDL("A", 30e-9), "TDL-C 100ns": TDL("C", 100e-9),
+                      "TDL-C 300ns (beyond the family)": TDL("C", 300e-9),
+                      "exp 250ns (beyond the family)": ExponentialPDP(250e-9)}
+EQUALIZER_SNRS_DB = (0.0, 10.0, 20.0, 30.0)
+NULL_BINS = 11  # empty carriers of GNU Radio's 64-carrier layout (DC excluded): what the block measures noise on
+
+
+def equalizer_taps(frames: int, engine, rng: np.random.Generator, device: str) -> list[BenchRow]:
+    """The diffusion equalizer's estimate of one-symbol LS taps with and without the robust-LMMSE fallback,
+    beside LS and the robust LMMSE, on the same frames; noise measured as the block measures it (on the empty
+    carriers of one symbol)."""
+    from diffwireless.ofdm_equalizer import FrameEqualizer, OFDMLayout, robust_lmmse_taps
+    from diffwireless.recipes.channel_estimator import SYM_GRID, TIMING_OFFSET_SAMPLES
+
+    layout = OFDMLayout.make(SYM_GRID.n_fft, [SYM_GRID.carriers])
+    eq = FrameEqualizer("chanest_tdl_sym", layout, backoff=-TIMING_OFFSET_SAMPLES[0])
+    bins = eq.active_bins
+    rows = []
+    for name, channel in EQUALIZER_PROFILES.items():
+        for snr in EQUALIZER_SNRS_DB:
+            h = channel.sample(SYM_GRID, frames, rng)[:, :, 0]
+            offset = rng.uniform(*TIMING_OFFSET_SAMPLES, (frames, 1))
+            h = h * np.exp(-2j * np.pi * offset * np.asarray(SYM_GRID.carriers) / SYM_GRID.n_fft)
+            nv = float(snr_noise_var(snr))
+            ls = np.zeros((frames, SYM_GRID.n_fft), dtype=np.complex128)
+            ls[:, bins] = h + np.sqrt(nv / 2) * (rng.standard_normal(h.shape) + 1j * rng.standard_normal(h.shape))
+            measured = nv * rng.chisquare(2 * NULL_BINS, frames) / (2 * NULL_BINS)
+            jobs = []
+            for k in range(frames):
+                items, scale, snr_est = eq.prepare(ls[k], measured[k])
+                jobs.append((engine.submit(eq.job(items, snr_est)), scale))
+            est = {"ls": ls[:, bins], "lmmse_robust": np.stack([robust_lmmse_taps(
+                ls[k], measured[k], layout, eq.cp_len, eq.backoff)[bins] for k in range(frames)])}
+            plain, checked, chosen = [], [], []
+            for k, (job, scale) in enumerate(jobs):
+                taps = eq.taps_from_result(job.result(), scale)
+                used, which = eq.checked(taps, ls[k], measured[k])
+                plain.append(taps[bins])
+                checked.append(used[bins])
+                chosen.append(which)
+            est["diffusion_equalizer_no_fallback"] = np.stack(plain)
+            est["diffusion_equalizer"] = np.stack(checked)
+            idx = _boot_index(frames, rng)
+            errs = {m: _nmse_parts(e[:, :, None], h[:, :, None]) for m, e in est.items()}
+            setting = f"equalizer taps {name} snr_db={snr:g}"
+            fell_a = np.asarray(chosen) != "diffusion"
+            for m, (err, energy) in errs.items():
+                extra = {"profile": f"equalizer {name}", "snr_db": snr, "frames": frames, "pilots": "preamble"}
+                if m.startswith("diffusion"):
+                    extra["gain_over_lmmse_robust_db"] = gain_db(err, errs["lmmse_robust"][0], idx)
+                    extra["model"] = "chanest_tdl_sym"
+                if m == "diffusion_equalizer":
+                    extra["fallback_share"] = float(fell_a.mean())
+                    extra["fallback_share_ci"] = list(wilson_interval(int(fell_a.sum()), frames))
+                    extra["fallback_to_ls_share"] = float(np.mean(np.asarray(chosen) == "ls"))
+                rows.append(nmse_row(m, setting, err, energy, idx, 1 if m.startswith("diffusion") else 0, device,
+                                     extra))
+    return rows
+
+
 def required_snr(snrs: np.ndarray, success: np.ndarray, target: float = TARGET_SUCCESS) -> float:
     """The lowest SNR where the success rate, interpolated linearly, reaches ``target`` (NaN: never)."""
     for i in range(len(snrs)):
@@ -289,6 +351,7 @@ def run(quick: bool = False) -> list[BenchRow]:
                 for snr in snrs:
                     rows += nmse_point(profile, pattern, snr, frames, engine, rng, device, quick)
         rows += sanity(500 if quick else 5000, engine, rng, device)
+        rows += equalizer_taps(200 if quick else 1000, engine, rng, device)
         rows += speed(engine, quick, device)
         rows += loopback(quick, device, rng)
         rows += loopback(quick, device, rng, coded=True)
