@@ -163,3 +163,27 @@ def test_untrained_network_with_the_exact_linear_prior_is_the_genie_lmmse(engine
     r_f, r_t = separable_covariance(channel.sample(GRID, 4000, rng))
     want_f, want_t = channel.covariance(GRID)
     assert np.abs(r_f - want_f).max() < 0.1 and np.abs(r_t - want_t).max() < 0.1
+
+
+def test_checked_estimate_keeps_what_explains_the_pilots_and_replaces_what_does_not():
+    from diffwireless.chanest import checked_estimate, pilot_residual_ratio
+
+    rng = np.random.default_rng(8)
+    mask = np.zeros((8, 4), dtype=bool)
+    mask[::2, ::2] = True
+    h = rng.standard_normal((50, 8, 4)) + 1j * rng.standard_normal((50, 8, 4))
+    nv = 0.01
+    ls = h[:, mask] + np.sqrt(nv / 2) * (rng.standard_normal((50, 8)) + 1j * rng.standard_normal((50, 8)))
+    good = h.copy()
+    bad = h.copy()
+    bad[:25] = 0.0  # half the frames missed entirely: their pilots are far more than the noise away
+    assert np.all(pilot_residual_ratio(good, ls, mask, nv) < 2.0)
+    out, chosen = checked_estimate({"diffusion": bad, "classical": good}, ls, mask, nv)
+    assert list(chosen[:25]) == ["classical"] * 25 and list(chosen[25:]) == ["diffusion"] * 25
+    np.testing.assert_array_equal(out, good)
+    # nothing passes: the smallest residual wins
+    worse = bad * 0.5 + 3.0
+    out, chosen = checked_estimate({"diffusion": worse, "classical": bad}, ls, mask, nv)
+    assert set(chosen[:25]) == {"classical"} and np.array_equal(out[25:], bad[25:])
+    with pytest.raises(ValueError, match="candidate"):
+        checked_estimate({}, ls, mask, nv)

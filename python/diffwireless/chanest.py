@@ -302,6 +302,34 @@ class DiffusionChannelEstimator:
         return items_grid(engine.submit(self.job(ls, snr_db)).result())
 
 
+FALLBACK_RESIDUAL = 1.5  # as the OFDM equalizer's check (diffwireless.ofdm_equalizer.FALLBACK_RESIDUAL)
+
+
+def pilot_residual_ratio(grids: np.ndarray, ls: np.ndarray, mask: np.ndarray, noise_var: float) -> np.ndarray:
+    """Per frame, ``mean |LS - estimate|^2`` over the pilots, over the pilot noise variance: ``[n]``. An estimate
+    of a channel its model knows leaves at most the noise there (about 1 or less); structure it missed shows above."""
+    r = np.mean(np.abs(np.asarray(grids)[:, np.asarray(mask, dtype=bool)] - np.asarray(ls)) ** 2, axis=1)
+    return r / max(float(noise_var), 1e-30)
+
+
+def checked_estimate(candidates: dict[str, np.ndarray], ls: np.ndarray, mask: np.ndarray, noise_var: float,
+                     threshold: float = FALLBACK_RESIDUAL) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame the first of ``candidates`` (name -> grids ``[n, F, T]``, in order of preference: the diffusion
+    estimate first, then the classical ones) whose pilot residual (:func:`pilot_residual_ratio`) is at most
+    ``threshold``, else the one with the smallest residual: ``(grids [n, F, T], the name chosen per frame [n])``.
+    The do-no-harm rule of the OFDM equalizer, on a grid: a frame the prior does not explain gets an estimator that
+    does."""
+    names = list(candidates)
+    if not names:
+        raise ValueError("checked_estimate needs at least one candidate")
+    grids = np.stack([np.asarray(candidates[k]) for k in names])  # [C, n, F, T]
+    r = np.stack([pilot_residual_ratio(g, ls, mask, noise_var) for g in grids])  # [C, n]
+    passing = r <= threshold
+    pick = np.where(passing.any(axis=0), passing.argmax(axis=0), r.argmin(axis=0))
+    out = grids[pick, np.arange(grids.shape[1])]
+    return out, np.asarray(names)[pick]
+
+
 def estimate_all(model: ChannelModel, grid: OFDMGrid, mask: np.ndarray, snr_db: float, n: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Draw ``n`` frames of ``model`` and their pilot observations: ``(h [n, F, T], ls [n, P])``."""

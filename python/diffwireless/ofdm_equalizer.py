@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from diffwireless import chanest as _chanest
 from diffwireless.chanest import grid_items, items_grid
 from diffwireless.diffusion.samplers import DDIMSampler
 from diffwireless.engine import Job
@@ -46,7 +47,7 @@ MAX_SNR_DB = 35.0
 # Residual power over noise above which the diffusion estimate is not trusted: a consistent estimate leaves at
 # most the noise (its 52-carrier mean has a spread of about 0.14 of it, plus the noise estimate's own error), so
 # 1.5 flags structure the estimate missed and rarely an estimate that is right.
-FALLBACK_RESIDUAL = 1.5
+FALLBACK_RESIDUAL = _chanest.FALLBACK_RESIDUAL  # 1.5
 # A smoother whose residual is r times the noise has missed about (r - 1) times the noise of the channel (it removes
 # the noise, and leaves what it cut off); LS keeps the noise (1 time it). Over 2, LS is the better estimate.
 LS_RESIDUAL = 2.0

@@ -15,6 +15,9 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
   delays over the model's span at 4 points per 50 ns; stops when the residual falls to the noise level).
 - ``diffusion_denoise`` (a): DDIM of the interpolated LS grid from the SNR-matched step.
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
+- ``diffusion_checked``: ``diffusion_denoise`` checked per frame against the pilots
+  (:func:`diffwireless.chanest.checked_estimate`, the OFDM equalizer's do-no-harm rule): where it leaves more than
+  1.5 times the noise unexplained, the GMM estimate (or the robust LMMSE) takes the frame; ``extra`` has the share.
 
 Profiles: TDL-A 30 ns / 0 Hz and TDL-C 100 ns / 300 Hz (``chanest_tdl``), an exponential profile of 50 ns (Gaussian,
 outside the training family; ``chanest_tdl``) and the sparse clustered model (``chanest_sparse``). Pilot patterns:
@@ -44,8 +47,8 @@ import time
 import numpy as np
 
 from diffwireless.bench.results import BenchRow, headless_pyplot, log_t_interval, wilson_interval
-from diffwireless.chanest import (DiffusionChannelEstimator, Interpolator, lmmse, lmmse_matrix, lmmse_nmse_db,
-                                  observe, robust_covariance, robust_max_delay, snr_noise_var)
+from diffwireless.chanest import (DiffusionChannelEstimator, Interpolator, checked_estimate, lmmse, lmmse_matrix,
+                                  lmmse_nmse_db, observe, robust_covariance, robust_max_delay, snr_noise_var)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.fading import TDL, ExpCorrelated, ExponentialPDP, SparseClustered, covariance_matrix, lattice_pilots
 from diffwireless.gmm_chanest import GMMChannelEstimator, KroneckerGMM, fit_kronecker_gmm
@@ -136,11 +139,19 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
     for method, mode in (("diffusion_denoise", "denoise"), ("diffusion_guided", "guided")):
         est = DiffusionChannelEstimator(model_name, GRID, mask, num_steps=STEPS[method], mode=mode)
         estimates[method] = (est.estimate(ls, snr_db, engine), est.nfe(snr_db))
+    # The diffusion estimate checked against the pilots as the OFDM equalizer checks it, falling back to the GMM
+    # (or the robust LMMSE) where it leaves more than the noise unexplained.
+    checked, chosen = checked_estimate({"diffusion": estimates["diffusion_denoise"][0], "gmm": estimates["gmm"][0],
+                                        "lmmse_mismatched": estimates["lmmse_mismatched"][0]}, ls, mask, nv)
+    estimates["diffusion_checked"] = (checked, estimates["diffusion_denoise"][1])
     idx = _boot_index(frames, rng)
     errs = {m: _nmse_parts(e, h) for m, (e, _) in estimates.items()}
     rows = []
     for method, (_, nfe) in estimates.items():
         x = dict(extra)
+        if method == "diffusion_checked":
+            x["fallback_share"] = float(np.mean(chosen != "diffusion"))
+            x["fallback_to"] = {k: int(np.sum(chosen == k)) for k in ("gmm", "lmmse_mismatched")}
         if method == "lmmse_genie":
             x["exact_nmse_db"] = lmmse_nmse_db(cov, mask, nv)
         if method.startswith("diffusion"):
@@ -370,7 +381,7 @@ def plot(rows: list[BenchRow], path) -> None:
     fig, axes = plt.subplots(max(1, n_rows), len(PATTERNS), figsize=(4 * len(PATTERNS), 3.2 * max(1, n_rows)),
                              squeeze=False)
     styles = {"ls": "s--", "lmmse_mismatched": "v--", "gmm": "d--", "omp": "x--", "lmmse_genie": "k:",
-              "diffusion_denoise": "o-", "diffusion_guided": "^-"}
+              "diffusion_denoise": "o-", "diffusion_guided": "^-", "diffusion_checked": "P-"}
     for i, profile in enumerate(profiles):
         for j, pattern in enumerate(PATTERNS):
             ax = axes[i, j]
