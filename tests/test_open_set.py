@@ -104,35 +104,16 @@ def test_the_novelty_threshold_can_be_moved(model):
         ModulationClassifier("modclass_resnet", novelty_threshold=10.0)
 
 
-def test_class_scales_make_the_novelty_relative_to_the_decided_class(model):
-    from diffwireless.errors import ModelError
-
+def test_class_scales_keep_the_share_of_each_class_they_are_fitted_to(model):
     rng = np.random.default_rng(4)
     x = np.concatenate([frames("tone", 200, rng), frames("noise", 200, rng)])
     out = model.network.open_set_scores(torch.from_numpy(frame_items(x))).detach().numpy().astype(np.float64)
     decided = np.repeat([0, 1], 200)
-    out[:, :-1] = 5.0 * np.eye(2)[decided]  # logits that decide each frame as its kind (the toy net is untrained)
     scales = class_novelty_scales(out[:, -1], decided, 2, 0.9, min_frames=50)
     for c in range(2):  # each class's scale keeps 90% of the frames decided as it
         assert np.mean(out[decided == c, -1] <= scales[c]) == pytest.approx(0.9, abs=0.01)
     pooled = class_novelty_scales(out[:, -1], decided, 2, 0.9, min_frames=10_000)
     np.testing.assert_allclose(pooled, novelty_threshold(out[:, -1], 0.9))  # too few frames: the pooled quantile
-    scaled = load_model_with_open_set(model, {"threshold": 1.0, "class_scales": scales.tolist()})
-    decision = scaled.decide(out)
-    np.testing.assert_allclose(decision.novelty, out[:, -1] / scales[decision.index])
-    assert np.mean(decision.unknown[decision.index == 0]) == pytest.approx(0.1, abs=0.01)
-    assert np.mean(decision.unknown[decision.index == 1]) == pytest.approx(0.1, abs=0.01)
-    for bad in ([1.0], [1.0, -2.0], [1.0, float("nan")], "1,1"):
-        with pytest.raises(ModelError, match="class_scales"):
-            load_model_with_open_set(model, {"threshold": 1.0, "class_scales": bad})
-
-
-def load_model_with_open_set(model, open_set: dict) -> ModulationClassifier:
-    import copy
-
-    m = copy.copy(model)
-    m.card = {**model.card, "open_set": open_set}
-    return ModulationClassifier(m)
 
 
 def test_input_feature_channels_show_psk_powers_and_cyclic_prefix():
@@ -188,3 +169,45 @@ def test_network_with_input_features_round_trips_and_hostile_features_are_refuse
     save_file(tensors, str(path), metadata={key: json.dumps(header)})
     with pytest.raises(ModelError, match="toy_features.safetensors.*unknown input features"):
         load_model(path)
+
+
+def test_knn_novelty_is_the_distance_to_the_kth_nearest_bank_frame(model, tmp_path):
+    from diffwireless.errors import ModelError
+    from diffwireless.recipes.modulation_classifier import with_feature_bank
+
+    rng = np.random.default_rng(7)
+    known = np.concatenate([frames("tone", 60, rng), frames("noise", 60, rng)])
+    knn = with_feature_bank(model, known, 100, 5, seed=1)
+    assert knn.network.feature_bank.shape == (100, model.network.class_means.shape[1])
+    assert knn.network.feature_bank.dtype == torch.float16
+    x = torch.from_numpy(frame_items(np.concatenate([frames("tone", 4, rng), frames("pulse", 4, rng)])))
+    out = knn.network.open_set_scores(x).detach()
+    unit = knn.network.unit_features(x).detach()
+    bank = knn.network.feature_bank.float()
+    ref = 1 - torch.sort(unit @ bank.T, dim=1, descending=True).values[:, 4]
+    torch.testing.assert_close(out[:, -1], ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out[:, :-1], model.network(x).detach(), rtol=1e-5, atol=1e-5)  # same logits
+    assert out[4:, -1].min() > out[:4, -1].max()  # the pulses lie further from every known frame than tones
+    knn.card = {"classes": list(CLASSES), "open_set": {"threshold": float(out[:4, -1].max())}}
+    save_model(knn, tmp_path / "knn", knn.card)
+    clf = ModulationClassifier(load_model(tmp_path / "knn"))  # the bank survives the file
+    engine = DenoiseEngine("cpu").start()
+    try:
+        decided = clf.classify(frames("pulse", 6, rng), engine)
+    finally:
+        engine.stop()
+    assert decided.unknown.all()
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from diffwireless.models import _METADATA_KEY
+
+    with safe_open(str(tmp_path / "knn.safetensors"), framework="pt") as f:
+        meta = f.metadata()
+    tensors = load_file(str(tmp_path / "knn.safetensors"))
+    for bad in ({"knn_k": 500}, {"knn_bank": 10 ** 9}, {"knn_k": 0}):  # hostile files: a clear error, no allocation
+        header = json.loads(meta[_METADATA_KEY])
+        header["config"] = {**header["config"], **bad}
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, _METADATA_KEY: json.dumps(header)})
+        with pytest.raises(ModelError, match="knn"):
+            load_model(tmp_path / "bad.safetensors")

@@ -80,14 +80,6 @@ class ModulationClassifier:
             self.novelty_threshold = float(open_set["threshold"])
             if not np.isfinite(self.novelty_threshold):
                 raise ModelError(f"model '{self.model.name}': its card's open_set threshold is not finite")
-        self.class_scales = np.ones(len(self.classes))
-        if self.novelty_threshold is not None and "class_scales" in open_set:
-            scales = np.asarray(open_set["class_scales"], dtype=np.float64) if isinstance(
-                open_set["class_scales"], list) else np.zeros(0)
-            if scales.shape != (len(self.classes),) or not np.all(np.isfinite(scales)) or np.any(scales <= 0):
-                raise ModelError(f"model '{self.model.name}': its card's open_set class_scales must be "
-                                 f"{len(self.classes)} finite numbers > 0, one per class")
-            self.class_scales = scales
         if novelty_threshold is not None:
             self.set_novelty_threshold(novelty_threshold)
         self.sampler = ForwardPass() if self.novelty_threshold is None else OpenSetPass()
@@ -110,13 +102,6 @@ class ModulationClassifier:
             raise ValueError(f"novelty_threshold must be a finite number >= 0, got {threshold!r}")
         self.novelty_threshold = float(threshold)
 
-    def relative_novelty(self, raw: np.ndarray | float, index: np.ndarray | int) -> np.ndarray | float:
-        """The network's novelty (squared feature distance to the nearest class) over the decided class's own
-        scale (the card's ``class_scales``: the distance that keeps most of that class's known frames; 1 without
-        them): classes whose frames spread widely (OOK telegrams of any code and rate) tolerate more than tight
-        ones (OFDM)."""
-        return np.asarray(raw, dtype=np.float64) / self.class_scales[index]
-
     def job(self, frames: np.ndarray) -> Job:
         frames = np.asarray(frames)
         if frames.ndim != 2 or frames.shape[1] != self.frame_len:
@@ -133,8 +118,6 @@ class ModulationClassifier:
             output, novelty = output[:, :-1], output[:, -1].astype(np.float64)
         p = softmax(output)
         order = np.argsort(-p, axis=1)
-        if novelty is not None:
-            novelty = self.relative_novelty(novelty, order[:, 0])
         unknown = None if novelty is None else novelty > self.novelty_threshold
         return Classification(order[:, 0], p[np.arange(len(p)), order[:, 0]], order[:, :3], self.classes, novelty,
                               unknown)
@@ -186,11 +169,9 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier) -> tuple
     novelty is over its threshold."""
     novelty = float("nan")
     if classifier.novelty_threshold is not None:
-        output, raw = output[:, :-1], float(np.median(output[:, -1]))
+        output, novelty = output[:, :-1], float(np.median(output[:, -1]))
     mean = softmax(output).mean(axis=0)
     top = int(np.argmax(mean))
-    if classifier.novelty_threshold is not None:
-        novelty = float(classifier.relative_novelty(raw, top))
     unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
     closest = classifier.classes[top]
     return (UNKNOWN if unknown else closest), float(mean[top]), novelty, closest

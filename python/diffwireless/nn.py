@@ -321,11 +321,19 @@ class IQResNet1d(nn.Module):
 
     ``input_features`` (:data:`IQ_FEATURES`): channels derived from the IQ inside the network
     (:func:`iq_feature_channels`), so that callers still give ``[B, 2, L]``.
+
+    With ``knn_bank`` (> 0, with ``open_set``) the novelty is instead the cosine distance of the unit-normalised
+    features to their ``knn_k``-th nearest neighbour in a bank of ``knn_bank`` known frames' unit features (Sun et
+    al., *Out-of-distribution detection with deep nearest neighbors*, ICML 2022; stored as float16, filled after
+    training): no Gaussian assumed per class.
     """
+
+    MAX_KNN_BANK = 1 << 17
 
     def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int,
                  widths: tuple[int, ...] | list[int] = (24, 32, 48, 64), stem_stride: int = 4,
-                 open_set: bool = False, input_features: tuple[str, ...] | list[str] = ()) -> None:
+                 open_set: bool = False, input_features: tuple[str, ...] | list[str] = (), knn_bank: int = 0,
+                 knn_k: int = 50) -> None:
         super().__init__()
         self.item_shape = tuple(int(s) for s in item_shape)
         self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "widths": list(widths),
@@ -351,6 +359,13 @@ class IQResNet1d(nn.Module):
         if open_set:
             self.register_buffer("class_means", torch.zeros(num_classes, 2 * c))
             self.register_buffer("feature_precision", torch.eye(2 * c))
+        self.knn_bank, self.knn_k = int(knn_bank), int(knn_k)
+        if self.knn_bank:
+            if not open_set or not 1 <= self.knn_k <= self.knn_bank <= self.MAX_KNN_BANK:
+                raise ValueError(f"knn_bank needs open_set and 1 <= knn_k <= knn_bank <= {self.MAX_KNN_BANK}; got "
+                                 f"open_set={open_set}, knn_k={knn_k}, knn_bank={knn_bank}")
+            self.config.update(knn_bank=self.knn_bank, knn_k=self.knn_k)
+            self.register_buffer("feature_bank", torch.zeros(self.knn_bank, 2 * c, dtype=torch.float16))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[B, F]`` of frames ``x [B, 2, L]`` (what the linear head sees)."""
@@ -362,9 +377,15 @@ class IQResNet1d(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def unit_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features scaled to unit norm ``[B, F]`` (float32): what the k-nearest-neighbour novelty compares."""
+        f = self.features(x).float()
+        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
     def open_set_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, num_classes + 1]``: the logits, then the squared Mahalanobis distance of the features to the
-        nearest class mean under the shared precision.
+        """``[B, num_classes + 1]``: the logits, then the novelty: the squared Mahalanobis distance of the features
+        to the nearest class mean under the shared precision, or with ``knn_bank`` the cosine distance to the
+        ``knn_k``-th nearest bank frame.
 
         Raises:
             RuntimeError: the network was built without ``open_set``.
@@ -372,6 +393,11 @@ class IQResNet1d(nn.Module):
         if not self.open_set:
             raise RuntimeError("this iq_resnet1d holds no feature model (built without open_set)")
         f = self.features(x).float()
+        if self.knn_bank:
+            unit = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+            similarity = unit @ self.feature_bank.float().T
+            novelty = 1.0 - similarity.topk(self.knn_k, dim=1).values[:, -1:]
+            return torch.cat([self.head(f.to(self.head.weight.dtype)).float(), novelty], dim=1)
         means, precision = self.class_means.float(), self.feature_precision.float()
         fp = f @ precision
         dist = (fp * f).sum(dim=1, keepdim=True) - 2 * fp @ means.T + ((means @ precision) * means).sum(dim=1)[None]

@@ -47,8 +47,7 @@ class modulation_classifier(engine_block):
             (``band_share`` in the card), else ``off``.
         threshold_db: burst gate over the noise floor, dB.
         novelty_threshold: an open-set model's novelty over which a decision is ``unknown``; None: its card's (where
-            95% of known frames stay known; relative to the decided class's spread where the card has
-            ``class_scales``); higher: fewer ``unknown``.
+            95% of known frames stay known); higher: fewer ``unknown``.
         engine, max_in_flight, stats_interval_s: as the other engine blocks.
     """
 

@@ -109,6 +109,22 @@ def fit_feature_model(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, sh
     net.feature_precision.copy_(torch.linalg.inv(cov).float())
 
 
+def with_feature_bank(model: DiffusionModel, frames: np.ndarray, size: int, k: int, seed: int) -> DiffusionModel:
+    """A copy of an open-set classifier whose novelty is the k-nearest-neighbour distance: the same weights, and a
+    bank of the unit features of ``size`` frames drawn (``seed``) from ``frames [N, L]`` (complex, known classes)."""
+    size = min(int(size), len(frames))
+    pick = np.sort(np.random.default_rng(seed).choice(len(frames), size, replace=False))
+    config = {**model.network.config, "knn_bank": size, "knn_k": int(k)}
+    out = build_model(model.name, ARCH, config, None, card=dict(model.card))
+    state = model.network.state_dict()
+    out.network.load_state_dict({**state, "feature_bank": out.network.feature_bank}, strict=True)
+    out.network.eval()
+    with torch.no_grad():
+        bank = batched(out.network.unit_features, torch.from_numpy(frame_items(np.asarray(frames)[pick])))
+    out.network.feature_bank.copy_(bank.to(torch.float16))
+    return out
+
+
 def class_novelty_scales(known_scores: np.ndarray, decided: np.ndarray, n_classes: int, keep: float = 0.95,
                          min_frames: int = 50) -> np.ndarray:
     """Per class, the novelty that keeps ``keep`` of the known frames decided as that class (``known_scores [N]``,

@@ -7,9 +7,9 @@ on real recordings, and the block's speed with its front end.
   family).
 - **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, a classifier trained like ``modclass_radio`` without
   it; AUROC (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test frames at
-  SNR >= 0 dB: the Mahalanobis distance of the features over the decided class's scale (the default; the
-  scales fitted as the recipe fits them, on known validation frames), the plain distance, the energy score
-  (``-logsumexp`` of the logits), one minus the maximum softmax, the k-nearest-neighbour distance;
+  SNR >= 0 dB: the k-nearest-neighbour distance to a bank of known frames' features (the default, as the recipe
+  makes it), the Mahalanobis distance of the features (plain, and over the decided class's 95% quantile on known
+  validation frames), the energy score (``-logsumexp`` of the logits), one minus the maximum softmax;
   beside them the supervised reference: ``modclass_radio``, which has
   seen the two classes, scoring by its probability of them (a bound no score without examples of the unknown is
   expected to reach).
@@ -37,12 +37,13 @@ from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, cl
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
-from diffwireless.recipes.modulation_classifier import class_novelty_scales, fit_classifier, frame_outputs
+from diffwireless.recipes.modulation_classifier import (class_novelty_scales, fit_classifier, frame_outputs,
+                                                        with_feature_bank)
 from diffwireless.recording import open_recording
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
 from gnuradio.diffwireless.modulation_classifier import modulation_classifier
-from gnuradio.diffwireless.recipes.radio_classifier import INPUT_FEATURES, KEEP_KNOWN, WIDTHS
+from gnuradio.diffwireless.recipes.radio_classifier import BANK_SIZE, INPUT_FEATURES, KEEP_KNOWN, KNN_K, WIDTHS
 from gnuradio.diffwireless.recipes.radio_sources import RADIO_CLASSES, clean_burst, received, synthesize_radio
 
 NEW, OLD = "modclass_radio", "modclass_resnet"
@@ -118,31 +119,6 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
     return rows
 
 
-KNN_K = 50  # neighbours of the k-th nearest distance (Sun et al., ICML 2022, use k = 50 over large sets)
-
-
-def knn_distance(net, train_frames: np.ndarray, test_frames: np.ndarray, k: int = KNN_K, batch: int = 1024
-                 ) -> np.ndarray:
-    """Novelty as the distance to the k-th nearest training frame in the network's unit-normalised pooled features
-    (a candidate beside the Mahalanobis distance: no Gaussian assumed per class; Sun et al., *Out-of-distribution
-    detection with deep nearest neighbors*, ICML 2022): ``[N]`` for ``test_frames``."""
-    import torch
-
-    from diffwireless.classifier import frame_items
-    from diffwireless.recipes.modulation_classifier import pooled_features
-
-    def unit(frames: np.ndarray) -> torch.Tensor:
-        f = pooled_features(net, torch.from_numpy(frame_items(frames)))
-        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-    bank, query = unit(train_frames), unit(test_frames)
-    out = []
-    for i in range(0, len(query), batch):
-        sim = query[i:i + batch] @ bank.T
-        out.append(1.0 - sim.topk(min(k, bank.shape[0]), dim=1).values[:, -1])
-    return torch.cat(out).numpy().astype(np.float64)
-
-
 def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple[str, str]) -> list[BenchRow]:
     known_classes = tuple(c for c in RADIO_CLASSES if c not in held_out)
     train = synthesize_radio(cfg["held_out_bursts"], tuple(float(s) for s in range(-10, 31, 2)), seed,
@@ -161,9 +137,12 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
     logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
     peak = logits.max(axis=1, keepdims=True)
     energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
-    scores = {"mahalanobis relative to the decided class (shipped)": distance / scales[logits.argmax(axis=1)],
-              "mahalanobis": distance, "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1),
-              f"knn (k={KNN_K})": knn_distance(model.network, train.frames, test.frames)}
+    # The shipped rule: the k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training frames).
+    knn = frame_outputs(with_feature_bank(model, train.frames, BANK_SIZE, KNN_K, seed), test.frames, True)[:, -1]
+    scores = {f"knn (k={KNN_K}, bank {BANK_SIZE}) (shipped)": knn.astype(np.float64),
+              "mahalanobis": distance, "mahalanobis relative to the decided class": distance / scales[
+                  logits.argmax(axis=1)],
+              "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1)}
     full = ModulationClassifier(NEW)
     p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])
     scores[f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"] = p_full[
