@@ -305,11 +305,16 @@ class DiffusionChannelEstimator:
 FALLBACK_RESIDUAL = 1.5  # as the OFDM equalizer's check (diffwireless.ofdm_equalizer.FALLBACK_RESIDUAL)
 
 
-def pilot_residual_ratio(grids: np.ndarray, ls: np.ndarray, mask: np.ndarray, noise_var: float) -> np.ndarray:
-    """Per frame, ``mean |LS - estimate|^2`` over the pilots, over the pilot noise variance: ``[n]``. An estimate
-    of a channel its model knows leaves at most the noise there (about 1 or less); structure it missed shows above."""
-    r = np.mean(np.abs(np.asarray(grids)[:, np.asarray(mask, dtype=bool)] - np.asarray(ls)) ** 2, axis=1)
+def residual_ratio(observed: np.ndarray, estimate: np.ndarray, noise_var: float) -> np.ndarray:
+    """``mean |observed - estimate|^2`` over the last axis, over the observation's noise variance. An estimate of a
+    channel its model knows leaves at most the noise (about 1 or less); structure it missed shows above."""
+    r = np.mean(np.abs(np.asarray(observed) - np.asarray(estimate)) ** 2, axis=-1)
     return r / max(float(noise_var), 1e-30)
+
+
+def pilot_residual_ratio(grids: np.ndarray, ls: np.ndarray, mask: np.ndarray, noise_var: float) -> np.ndarray:
+    """Per frame, :func:`residual_ratio` of the grids ``[n, F, T]`` at the pilots against the LS values ``[n, P]``."""
+    return residual_ratio(ls, np.asarray(grids)[:, np.asarray(mask, dtype=bool)], noise_var)
 
 
 def checked_estimate(candidates: dict[str, np.ndarray], ls: np.ndarray, mask: np.ndarray, noise_var: float,

@@ -306,6 +306,10 @@ def iq_feature_channels(x: torch.Tensor, features: tuple[str, ...] | list[str]) 
     return torch.cat(channels, dim=1)
 
 
+def _unit_rows(f: torch.Tensor) -> torch.Tensor:
+    return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
 class IQResNet1d(nn.Module):
     """A small 1-D ResNet classifier of IQ frames: ``x [B, 2, L]`` (I and Q rows) -> ``[B, num_classes]`` logits.
 
@@ -379,8 +383,7 @@ class IQResNet1d(nn.Module):
 
     def unit_features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features scaled to unit norm ``[B, F]`` (float32): what the k-nearest-neighbour novelty compares."""
-        f = self.features(x).float()
-        return f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return _unit_rows(self.features(x).float())
 
     def open_set_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, num_classes + 1]``: the logits, then the novelty: the squared Mahalanobis distance of the features
@@ -394,8 +397,7 @@ class IQResNet1d(nn.Module):
             raise RuntimeError("this iq_resnet1d holds no feature model (built without open_set)")
         f = self.features(x).float()
         if self.knn_bank:
-            unit = f / f.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            similarity = unit @ self.feature_bank.float().T
+            similarity = _unit_rows(f) @ self.feature_bank.float().T
             novelty = 1.0 - similarity.topk(self.knn_k, dim=1).values[:, -1:]
             return torch.cat([self.head(f.to(self.head.weight.dtype)).float(), novelty], dim=1)
         means, precision = self.class_means.float(), self.feature_precision.float()

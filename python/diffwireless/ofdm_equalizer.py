@@ -35,8 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-from diffwireless import chanest as _chanest
-from diffwireless.chanest import grid_items, items_grid
+from diffwireless.chanest import (FALLBACK_RESIDUAL, grid_items, items_grid, lmmse, residual_ratio,
+                                  robust_covariance)
 from diffwireless.diffusion.samplers import DDIMSampler
 from diffwireless.engine import Job
 from diffwireless.errors import ModelError
@@ -44,10 +44,9 @@ from diffwireless.models import DiffusionModel, shared_model
 
 MIN_SNR_DB = -10.0  # estimates below this are treated as this (the prior's training range starts there)
 MAX_SNR_DB = 35.0
-# Residual power over noise above which the diffusion estimate is not trusted: a consistent estimate leaves at
-# most the noise (its 52-carrier mean has a spread of about 0.14 of it, plus the noise estimate's own error), so
-# 1.5 flags structure the estimate missed and rarely an estimate that is right.
-FALLBACK_RESIDUAL = _chanest.FALLBACK_RESIDUAL  # 1.5
+# FALLBACK_RESIDUAL (1.5, diffwireless.chanest): residual power over noise above which an estimate is not
+# trusted: a consistent one leaves at most the noise (its 52-carrier mean spreads by about 0.14 of it, plus the
+# noise estimate's own error), so 1.5 flags structure the estimate missed and rarely an estimate that is right.
 # A smoother whose residual is r times the noise has missed about (r - 1) times the noise of the channel (it removes
 # the noise, and leaves what it cut off); LS keeps the noise (1 time it). Over 2, LS is the better estimate.
 LS_RESIDUAL = 2.0
@@ -125,31 +124,25 @@ class OFDMLayout:
 
 def robust_lmmse_taps(ls_taps: np.ndarray, noise_var: float, layout: OFDMLayout, cp_len: int,
                       backoff: float = 0.0) -> np.ndarray:
-    """The classical smoother of the LS taps ``[fft_len]``: LMMSE with a uniform delay profile over
-    ``[-backoff, cp_len]`` samples (a path anywhere in the cyclic prefix, or up to ``backoff`` samples before the
-    FFT window's start, where a window that opens early moves it) at ``noise_var`` per carrier; ``[fft_len]``
-    (0 off the active carriers). Independent of the sample rate: delays are in samples, carriers in bins."""
-    from diffwireless.chanest import lmmse
+    """The classical smoother of the LS taps ``[fft_len]``: LMMSE with the robust covariance
+    (:func:`~diffwireless.chanest.robust_covariance`: a uniform delay profile) over ``[-backoff, cp_len]`` samples
+    (a path anywhere in the cyclic prefix, or up to ``backoff`` samples before the FFT window's start, where a
+    window that opens early moves it) at ``noise_var`` per carrier; ``[fft_len]`` (0 off the active carriers)."""
+    from diffwireless.fading import OFDMGrid
 
-    carriers = np.asarray(layout.active_carriers, dtype=np.float64)
+    # Delays count in samples and carriers in bins: any sample rate gives the same matrix; one per FFT length
+    # makes the carrier spacing 1 Hz.
+    grid = OFDMGrid(n_fft=layout.fft_len, carriers=layout.active_carriers, n_symbols=1, cp_len=cp_len,
+                    sample_rate_hz=float(layout.fft_len))
+    early = np.exp(2j * np.pi * np.asarray(grid.carriers) * backoff / layout.fft_len)  # the span moved early
+    cov = early[:, None] * robust_covariance(grid, 0.0, (cp_len + backoff) / grid.sample_rate_hz) * early.conj()
     bins = layout.index(layout.active_carriers)
     h = np.asarray(ls_taps, dtype=np.complex128)[bins]
     power = max(float(np.mean(np.abs(h) ** 2)) - noise_var, 1e-3 * float(np.mean(np.abs(h) ** 2)), 1e-30)
-    span = (cp_len + backoff) / layout.fft_len  # delay span in FFT lengths; carrier spacing 1
-    df = np.subtract.outer(carriers, carriers)
-    # E exp(-2j pi df tau / N) over tau ~ U(-backoff, cp_len) samples
-    cov = np.exp(-1j * np.pi * df * span) * np.sinc(df * span) * np.exp(2j * np.pi * df * backoff / layout.fft_len)
     out = np.zeros(layout.fft_len, dtype=np.complex128)
-    mask = np.ones((len(carriers), 1), dtype=bool)
-    out[bins] = lmmse(h[None, :] / math.sqrt(power), cov, mask,
+    out[bins] = lmmse(h[None, :] / math.sqrt(power), cov, np.ones(grid.shape, dtype=bool),
                       max(noise_var, 0.0) / power)[0, :, 0] * math.sqrt(power)
     return out
-
-
-def residual_ratio(ls_taps: np.ndarray, taps: np.ndarray, noise_var: float, bins: np.ndarray) -> float:
-    """``mean |LS - taps|^2`` over ``bins``, over the noise variance (inf without noise)."""
-    r = float(np.mean(np.abs(np.asarray(ls_taps)[bins] - np.asarray(taps)[bins]) ** 2))
-    return r / noise_var if noise_var > 0 else (math.inf if r > 0 else 0.0)
 
 
 def apply_carrier_offset(frame: np.ndarray, carrier_offset: int, cp_len: int) -> np.ndarray:
@@ -250,11 +243,11 @@ class FrameEqualizer:
         h = np.asarray(ls_taps, dtype=np.complex128)[self.active_bins]
         floor = float(np.mean(np.abs(h) ** 2)) * 10 ** (-MAX_SNR_DB / 10)
         nv = max(float(noise_var) if math.isfinite(noise_var) else 0.0, floor)
-        r_diffusion = residual_ratio(ls_taps, taps, nv, self.active_bins)
+        r_diffusion = residual_ratio(h, np.asarray(taps)[self.active_bins], nv)
         if r_diffusion <= FALLBACK_RESIDUAL:
             return taps, "diffusion"
         robust = robust_lmmse_taps(ls_taps, nv, self.layout, self.cp_len, self.backoff)
-        r_robust = residual_ratio(ls_taps, robust, nv, self.active_bins)
+        r_robust = residual_ratio(h, robust[self.active_bins], nv)
         if r_robust <= FALLBACK_RESIDUAL:
             return robust, "lmmse_robust"
         if min(r_diffusion, r_robust) <= LS_RESIDUAL:  # what a smoother misses is still below the noise LS keeps

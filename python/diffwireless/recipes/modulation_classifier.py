@@ -119,8 +119,7 @@ def with_feature_bank(model: DiffusionModel, frames: np.ndarray, size: int, k: i
     state = model.network.state_dict()
     out.network.load_state_dict({**state, "feature_bank": out.network.feature_bank}, strict=True)
     out.network.eval()
-    with torch.no_grad():
-        bank = batched(out.network.unit_features, torch.from_numpy(frame_items(np.asarray(frames)[pick])))
+    bank = batched(out.network.unit_features, torch.from_numpy(frame_items(np.asarray(frames)[pick])))
     out.network.feature_bank.copy_(bank.to(torch.float16))
     return out
 
