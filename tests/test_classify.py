@@ -75,3 +75,20 @@ def test_radio_model_decides_fitted_bursts_and_a_capture_that_is_all_signal():
     d = decisions[0]
     assert d.end - d.start > 0.9 * len(x) and d.share == 0.5 and np.isfinite(d.novelty)
     assert d.family in ("OFDM", "unknown")  # never a confident wrong family on a clean packet
+
+
+def test_decisions_per_burst_pool_the_frames_of_each_burst():
+    from diffwireless.classifier import decide_frames, decide_groups
+
+    clf = ModulationClassifier("modclass_radio")
+    n = len(clf.classes)
+    logits = np.full((5, n + 1), -5.0)
+    logits[:, -1] = 0.0  # novelty under any threshold
+    logits[0, 0] = logits[1, 0] = 5.0  # burst 0: two frames of class 0
+    logits[2, 1], logits[3, 2], logits[4, 2] = 5.0, 5.0, 4.0  # burst 1: one frame of class 1, two of class 2
+    out = decide_groups(logits, clf, np.array([0, 0, 3, 3, 3]))
+    assert [d[3] for d in out] == [clf.classes[0], clf.classes[2]]  # the mean softmax, not the first frame
+    assert out[1] == decide_frames(logits[2:], clf)
+    assert decide_groups(logits[:0], clf, np.zeros(0, np.int64)) == []
+    with pytest.raises(ValueError, match="ascending"):
+        decide_groups(logits, clf, np.array([0, 1, 0, 1, 1]))

@@ -94,3 +94,13 @@ def test_dw_dataset_checks_its_output_before_the_work(tmp_path, capsys, monkeypa
     assert app.main([str(tmp_path / "no_such_folder" / "amr"), "--frames", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "no_such_folder" in err
+
+
+def test_frames_keep_the_burst_they_were_cut_from_when_joined():
+    frames = np.zeros((3, 8), np.complex64)
+    a = ModulationDataset(frames, np.array(["qpsk"] * 3), np.zeros(3), burst=np.array([0, 0, 1]))
+    b = ModulationDataset(frames[:2], np.array(["gfsk"] * 2), np.zeros(2))  # one burst a frame by default
+    assert b.burst.tolist() == [0, 1]
+    assert (a + b).burst.tolist() == [0, 0, 1, 2, 3] and (b + a).burst.tolist() == [0, 1, 2, 2, 3]
+    with pytest.raises(ValueError, match="burst index"):
+        ModulationDataset(frames, np.array(["qpsk"] * 3), np.zeros(3), burst=np.array([1, 0, 2]))

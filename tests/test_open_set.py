@@ -211,3 +211,17 @@ def test_knn_novelty_is_the_distance_to_the_kth_nearest_bank_frame(model, tmp_pa
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, _METADATA_KEY: json.dumps(header)})
         with pytest.raises(ModelError, match="knn"):
             load_model(tmp_path / "bad.safetensors")
+
+
+def test_novelty_scales_per_snr_keep_the_share_of_known_frames_at_each_snr():
+    from diffwireless.recipes.modulation_classifier import snr_novelty_scales
+
+    rng = np.random.default_rng(0)
+    snr_db = np.repeat([0.0, 10.0, 20.0], 1000)
+    scores = rng.uniform(0, 1, len(snr_db)) * np.repeat([3.0, 2.0, 1.0], 1000)  # noisier frames lie further out
+    snrs, scales = snr_novelty_scales(scores, snr_db, 0.9)
+    assert snrs.tolist() == [0.0, 10.0, 20.0]
+    np.testing.assert_allclose(scales, [2.7, 1.8, 0.9], rtol=0.05)
+    relative = scores / np.interp(snr_db, snrs, scales)
+    for s in snrs:  # over its own SNR's scale, each SNR keeps the same share
+        assert np.mean(relative[snr_db == s] <= 1.0) == pytest.approx(0.9, abs=0.01)

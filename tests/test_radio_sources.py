@@ -59,7 +59,8 @@ def test_synthesized_frames_are_labelled_and_seeded():
     a = synthesize_radio(1, (20.0,), seed=3, classes=("ook", "ofdm"), frames_per_burst=2)
     b = synthesize_radio(1, (20.0,), seed=3, classes=("ook", "ofdm"), frames_per_burst=2)
     assert a.frames.shape[1] == 1024 and set(a.labels) == {"ook", "ofdm"} and np.all(a.snr_db == 20.0)
-    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.frames, b.frames)  # the same data for the same seed, however GR cuts streams
+    assert a.burst.tolist() == sorted(a.burst.tolist()) and len(set(a.burst.tolist())) == 2  # a burst per class
     with pytest.raises(ValueError, match="unknown classes"):
         synthesize_radio(1, (0.0,), classes=("fm-stereo",))
 
@@ -73,3 +74,4 @@ def test_front_end_figure_is_drawn(tmp_path):
     assert [t[2] for t in truth] == ["ook", "2fsk", "ofdm"] and all(0 <= s < e <= len(x) for s, e, _ in truth)
     path = draw(tmp_path)
     assert Image.open(path).size[0] > 800
+

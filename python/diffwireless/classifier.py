@@ -177,6 +177,17 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier) -> tuple
     return (UNKNOWN if unknown else closest), float(mean[top]), novelty, closest
 
 
+def decide_groups(output: np.ndarray, classifier: ModulationClassifier, group: np.ndarray
+                  ) -> list[tuple[str, float, float, str]]:
+    """:func:`decide_frames` for each run of frames of one group (a burst) of the engine output ``[n, ...]``:
+    ``group [n]`` ascending; one decision per group, in order."""
+    group = np.asarray(group)
+    if len(group) != len(output) or np.any(np.diff(group) < 0):
+        raise ValueError(f"need one ascending group index per output row, got {len(group)} for {len(output)}")
+    cuts = np.flatnonzero(np.diff(group)) + 1
+    return [decide_frames(part, classifier) for part in np.split(np.asarray(output), cuts)] if len(group) else []
+
+
 def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
                      shares: tuple[float, ...] = TRAINING_SHARES, max_frames: int = 16, threshold_db: float = 6.0,
                      hold: int = 1024) -> list[BurstDecision]:

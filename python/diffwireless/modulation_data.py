@@ -24,13 +24,15 @@ FRAME_LEN = 1024
 
 @dataclass
 class ModulationDataset:
-    """Frames ``[N, frame_len]`` complex64, their labels ``[N]`` (class names), SNRs ``[N]`` in dB, and which
-    frames are generated ones (``synthetic`` ``[N]`` bool; all False when not given)."""
+    """Frames ``[N, frame_len]`` complex64, their labels ``[N]`` (class names), SNRs ``[N]`` in dB, which
+    frames are generated ones (``synthetic`` ``[N]`` bool; all False when not given), and the burst each frame was
+    cut from (``burst`` ``[N]`` int64, ascending; each frame its own when not given)."""
 
     frames: np.ndarray
     labels: np.ndarray
     snr_db: np.ndarray
     synthetic: np.ndarray | None = None
+    burst: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 2 or not len(self.frames) == len(self.labels) == len(self.snr_db):
@@ -40,14 +42,22 @@ class ModulationDataset:
                           else np.asarray(self.synthetic, dtype=bool))
         if len(self.synthetic) != len(self.frames):
             raise ValueError(f"{len(self.synthetic)} synthetic flags for {len(self.frames)} frames")
+        self.burst = (np.arange(len(self.frames), dtype=np.int64) if self.burst is None
+                      else np.asarray(self.burst, dtype=np.int64))
+        if len(self.burst) != len(self.frames) or np.any(np.diff(self.burst) < 0):
+            raise ValueError(f"need one ascending burst index per frame, got {len(self.burst)} for "
+                             f"{len(self.frames)} frames")
 
     def __add__(self, other: "ModulationDataset") -> "ModulationDataset":
         if other.frame_len != self.frame_len:
             raise ValueError(f"cannot join frames of {self.frame_len} and {other.frame_len} samples")
+        first = int(self.burst[-1]) + 1 if len(self.burst) else 0
         return ModulationDataset(np.concatenate([self.frames, other.frames]),
                                  np.concatenate([self.labels, other.labels]),
                                  np.concatenate([self.snr_db, other.snr_db]),
-                                 np.concatenate([self.synthetic, other.synthetic]))
+                                 np.concatenate([self.synthetic, other.synthetic]),
+                                 np.concatenate([self.burst, other.burst - (other.burst[0] if len(other.burst) else 0)
+                                                 + first]))
 
     @property
     def frame_len(self) -> int:

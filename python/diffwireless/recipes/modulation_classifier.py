@@ -135,6 +135,16 @@ def class_novelty_scales(known_scores: np.ndarray, decided: np.ndarray, n_classe
                      for c in range(n_classes)])
 
 
+def snr_novelty_scales(known_scores: np.ndarray, snr_db: np.ndarray, keep: float = 0.95
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per SNR of the known frames (their scores ``[N]`` and SNRs ``[N]``, dB), the novelty that keeps ``keep`` of
+    them: (the SNRs ascending ``[S]``, the scales ``[S]``). A frame's novelty over the scale at its SNR
+    (:func:`numpy.interp` between them) compares it with known frames as noisy as it is."""
+    snr_db = np.asarray(snr_db, dtype=np.float64)
+    snrs = np.unique(snr_db)
+    return snrs, np.array([novelty_threshold(np.asarray(known_scores)[snr_db == s], keep) for s in snrs])
+
+
 def novelty_threshold(known_scores: np.ndarray, keep: float = 0.95) -> float:
     """The novelty threshold that keeps ``keep`` of the known frames (their scores ``[N]``) as known."""
     scores = np.asarray(known_scores, dtype=np.float64)

@@ -4,12 +4,15 @@ on real recordings, and the block's speed with its front end.
 - **Synthetic** (fresh seed :data:`TEST_SEED`): bursts of :mod:`gnuradio.diffwireless.recipes.radio_sources`
   through the front end; accuracy per SNR (Wilson 95%) of ``modclass_radio`` (12 classes) and its family accuracy
   beside the shipped ``modclass_resnet`` (trained on fixed frames; it knows no ``2fsk``, so it is compared by
-  family).
+  family): of the decision per burst (as the block and ``dw-classify`` decide: the mean softmax over the burst's
+  frames) and of each frame alone (``frame_accuracy``, ``frame_family_accuracy``).
 - **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, a classifier trained like ``modclass_radio`` without
-  it; AUROC (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test frames at
-  SNR >= 0 dB: the k-nearest-neighbour distance to a bank of known frames' features (the default, as the recipe
-  makes it), the Mahalanobis distance of the features (plain, and over the decided class's 95% quantile on known
-  validation frames), the energy score (``-logsumexp`` of the logits), one minus the maximum softmax;
+  it; AUROC (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test bursts at
+  SNR >= 0 dB (the median over the burst's frames, as the block decides; ``frame_auroc``: each frame alone): the
+  k-nearest-neighbour distance to a bank of known frames' features (the default, as the recipe makes it; and over
+  its 95% quantile on known validation frames at the same SNR), the Mahalanobis distance of the features (plain,
+  and over the decided class's 95% quantile on known validation frames), the energy score (``-logsumexp`` of the
+  logits), one minus the maximum softmax;
   beside them the supervised reference: ``modclass_radio``, which has
   seen the two classes, scoring by its probability of them (a bound no score without examples of the unknown is
   expected to reach).
@@ -32,13 +35,13 @@ from gnuradio import gr
 
 from diffwireless.anomaly import roc_auc
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, snr_axes, wilson_interval
-from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, majority_family,
-                                     softmax)
+from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, decide_groups,
+                                     majority_family, softmax)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
 from diffwireless.recipes.modulation_classifier import (class_novelty_scales, fit_classifier, frame_outputs,
-                                                        with_feature_bank)
+                                                        snr_novelty_scales, with_feature_bank)
 from diffwireless.recording import open_recording
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
@@ -93,27 +96,34 @@ def mean_of_proportions(hits: list[np.ndarray]) -> tuple[float, float, float]:
 
 
 def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
+    """Accuracy per SNR of the decisions per burst (the block's and ``dw-classify``'s: the mean softmax over the
+    burst's frames, up to 4; the closest class where the burst is decided ``unknown``) and, beside it, of each frame
+    alone (``frame_`` metrics)."""
     rows = []
+    first = np.flatnonzero(np.diff(np.concatenate([[-1], test.burst])))  # each burst's first frame
     for name in (NEW, OLD):
         clf = ModulationClassifier(name)
-        decided = clf.decide(frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None))
-        labels = np.array([clf.classes[i] for i in decided.index])
-        family_hit = np.array([FAMILIES[a] == FAMILIES[b] for a, b in zip(labels, test.labels)])
-        class_hit = labels == test.labels
-        metrics = [("family_accuracy", family_hit)] + ([("accuracy", class_hit)] if name == NEW else [])
-        for metric, hit in metrics:
-            for snr in SNRS_DB:
-                m = test.snr_db == snr
-                rows.append(BenchRow(name, f"synthetic bursts snr_db={snr:g}", metric, float(hit[m].mean()),
-                                     *wilson_interval(int(hit[m].sum()), int(m.sum())), nfe=1,
-                                     extra={"snr_db": snr, "frames": int(m.sum())}))
-            rows.append(BenchRow(name, "synthetic bursts, mean over snr_db >= 0", metric,
-                                 *mean_of_proportions([hit[test.snr_db == s] for s in SNRS_DB if s >= 0]), nfe=1,
-                                 extra={"frames": int(np.sum(test.snr_db >= 0)),
-                                        "interval": "normal, the mean of independent per-SNR proportions"}))
+        output = frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None)
+        decided = clf.decide(output)
+        per_burst = decide_groups(output, clf, test.burst)
+        units = {"frame_": (np.array([clf.classes[i] for i in decided.index]), test.labels, test.snr_db),
+                 "": (np.array([d[3] for d in per_burst]), test.labels[first], test.snr_db[first])}
+        for prefix, (labels, truth, snr_db) in units.items():
+            family_hit = np.array([FAMILIES[a] == FAMILIES[b] for a, b in zip(labels, truth)])
+            metrics = [("family_accuracy", family_hit)] + ([("accuracy", labels == truth)] if name == NEW else [])
+            unit = "frames" if prefix else "bursts"
+            for metric, hit in metrics:
+                for snr in SNRS_DB:
+                    m = snr_db == snr
+                    rows.append(BenchRow(name, f"synthetic bursts snr_db={snr:g}", prefix + metric,
+                                         float(hit[m].mean()), *wilson_interval(int(hit[m].sum()), int(m.sum())),
+                                         nfe=1, extra={"snr_db": snr, unit: int(m.sum())}))
+                rows.append(BenchRow(name, "synthetic bursts, mean over snr_db >= 0", prefix + metric,
+                                     *mean_of_proportions([hit[snr_db == s] for s in SNRS_DB if s >= 0]), nfe=1,
+                                     extra={unit: int(np.sum(snr_db >= 0)),
+                                            "interval": "normal, the mean of independent per-SNR proportions"}))
         if name == NEW:
-            m = test.snr_db >= 0
-            u = decided.unknown[m]
+            u = np.array([d[0] == UNKNOWN for d in per_burst])[test.snr_db[first] >= 0]
             rows.append(BenchRow(name, "synthetic bursts of known classes, snr_db >= 0", "unknown_share",
                                  float(u.mean()), *wilson_interval(int(u.sum()), len(u)), nfe=1))
     return rows
@@ -137,24 +147,39 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
     logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
     peak = logits.max(axis=1, keepdims=True)
     energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
-    # The shipped rule: the k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training frames).
-    knn = frame_outputs(with_feature_bank(model, train.frames, BANK_SIZE, KNN_K, seed), test.frames, True)[:, -1]
-    scores = {f"knn (k={KNN_K}, bank {BANK_SIZE}) (shipped)": knn.astype(np.float64),
+    # The shipped rule: the k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training frames);
+    # beside it the same over what it is for known validation frames at the frame's SNR.
+    banked = with_feature_bank(model, train.frames, BANK_SIZE, KNN_K, seed)
+    knn = frame_outputs(banked, test.frames, True)[:, -1].astype(np.float64)
+    snrs, snr_scales = snr_novelty_scales(frame_outputs(banked, validation.frames, True)[:, -1], validation.snr_db,
+                                          KEEP_KNOWN)
+    p_known = softmax(logits)
+    full = ModulationClassifier(NEW)
+    p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])[
+        :, [full.classes.index(c) for c in held_out]].sum(axis=1)
+    reference = f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"
+    scores = {f"knn (k={KNN_K}, bank {BANK_SIZE}) (shipped)": knn,
+              "knn relative to known frames at the frame's SNR": knn / np.interp(test.snr_db, snrs, snr_scales),
               "mahalanobis": distance, "mahalanobis relative to the decided class": distance / scales[
                   logits.argmax(axis=1)],
-              "energy": -energy, "max_softmax": 1 - softmax(logits).max(axis=1)}
-    full = ModulationClassifier(NEW)
-    p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])
-    scores[f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"] = p_full[
-        :, [full.classes.index(c) for c in held_out]].sum(axis=1)
+              "energy": -energy, "max_softmax": 1 - p_known.max(axis=1), reference: p_full}
+    # Per burst, as the block decides: the median novelty of the burst's frames; the softmax scores from the mean
+    # softmax over them.
+    cuts = np.flatnonzero(np.diff(test.burst)) + 1
+    first = np.concatenate([[0], cuts])
+    per_burst = {name: np.array([np.median(part) for part in np.split(score, cuts)]) for name, score in scores.items()}
+    per_burst["max_softmax"] = np.array([1 - part.mean(axis=0).max() for part in np.split(p_known, cuts)])
+    per_burst[reference] = np.array([part.mean() for part in np.split(p_full, cuts)])
     rows = []
-    for name, score in scores.items():
-        neg, pos = score[high & ~held], score[high & held]
-        auc = roc_auc(neg, pos)
-        rows.append(BenchRow(name, f"known {len(known_classes)} classes vs held-out {'+'.join(held_out)}, "
-                             "snr_db >= 0", "auroc", auc, *hanley_mcneil(auc, len(neg), len(pos)), nfe=1,
-                             extra={"known_frames": int(len(neg)), "unknown_frames": int(len(pos)),
-                                    "training": record, "default": name.endswith("(shipped)")}))
+    for prefix, values, mask_high, mask_held, unit in (
+            ("", per_burst, high[first], held[first], "bursts"), ("frame_", scores, high, held, "frames")):
+        for name, score in values.items():
+            neg, pos = score[mask_high & ~mask_held], score[mask_high & mask_held]
+            auc = roc_auc(neg, pos)
+            rows.append(BenchRow(name, f"known {len(known_classes)} classes vs held-out {'+'.join(held_out)}, "
+                                 "snr_db >= 0", prefix + "auroc", auc, *hanley_mcneil(auc, len(neg), len(pos)), nfe=1,
+                                 extra={f"known_{unit}": int(len(neg)), f"unknown_{unit}": int(len(pos)),
+                                        "training": record, "default": name.endswith("(shipped)")}))
     return rows
 
 
@@ -245,13 +270,15 @@ def run(quick: bool = False) -> list[BenchRow]:
 def plot(rows: list[BenchRow], path) -> None:
     plt = headless_pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for method, metric, style in ((NEW, "accuracy", "o-"), (NEW, "family_accuracy", "s--"),
-                                  (OLD, "family_accuracy", "x:")):
+    for method, metric, style in ((NEW, "accuracy", "o-"), (NEW, "frame_accuracy", ".:"),
+                                  (NEW, "family_accuracy", "s--"), (OLD, "family_accuracy", "x:")):
         pts = sorted((r.extra["snr_db"], r.value, r.ci_low, r.ci_high) for r in rows
                      if r.method == method and r.metric == metric and "snr_db" in r.extra)
         if pts:
             s, v, lo, hi = (np.array(p) for p in zip(*pts))
-            ax.plot(s, v, style, ms=3, lw=1, label=f"{method} {metric.replace('_', ' ')}")
+            unit = "per frame" if metric.startswith("frame_") else "per burst"
+            ax.plot(s, v, style, ms=3, lw=1, label=f"{method} {metric.removeprefix('frame_').replace('_', ' ')}, "
+                                                    f"{unit}")
             ax.fill_between(s, lo, hi, alpha=0.12)
     snr_axes(ax, "accuracy", "Fresh synthetic bursts through the front end",
              xlabel="burst SNR over the captured band (dB)")

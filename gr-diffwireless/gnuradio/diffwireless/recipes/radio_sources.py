@@ -16,13 +16,13 @@ this makes *bursts* as a receiver records them, each class drawn over the span r
 - ``am-dsb`` (carrier, index 0.3-0.9) and ``wbfm`` (``analog.wfm_tx``, deviation 15-75 kHz) of band-limited noise.
 
 Every burst gets raised-cosine on/off edges and lies in noise; then the channel and a receiver's front end:
-``channels.fading_model`` (flat, Rayleigh or Rician), ``blocks.rotator_cc`` (the carrier anywhere within +-0.3 of
-the band), ``channels.iqbal_gen`` (IQ imbalance up to 1.5 dB and 6 degrees), a DC offset, AWGN
-(``analog.noise_source_c``) at the burst's SNR (mean power per sample over the whole band), and for half of the
-bursts an 8-bit converter (``channels.quantizer``; full scale 1-4x the peak) as an RTL-SDR's. The frames kept are
-what :func:`diffwireless.frontend.burst_frames` makes of each burst (carrier centred, band fitted to
-:data:`~diffwireless.frontend.BAND_SHARE`): the same path a recording takes through ``dw-classify`` and the
-Modulation Classifier block. Everything is seeded.
+``channels.fading_model`` (flat, Rayleigh or Rician), a carrier offset anywhere within +-0.3 of the band,
+``channels.iqbal_gen`` (IQ imbalance up to 1.5 dB and 6 degrees), a DC offset, AWGN (``analog.noise_source_c``) at the
+burst's SNR (mean power per sample over the whole band), and for half of the bursts an 8-bit converter
+(``channels.quantizer``; full scale 1-4x the peak) as an RTL-SDR's. The frames kept are what
+:func:`diffwireless.frontend.burst_frames` makes of each burst (carrier centred, band fitted to
+:data:`~diffwireless.frontend.BAND_SHARE`): the same path a recording takes through ``dw-classify`` and the Modulation
+Classifier block. Everything is seeded.
 """
 
 from __future__ import annotations
@@ -193,14 +193,18 @@ def received(burst: np.ndarray, snr_db: float, rng: np.random.Generator) -> tupl
     seed = int(rng.integers(1, 2**31 - 1))
     fading = channels.fading_model(8, float(rng.uniform(0, 1e-4)), bool(rng.uniform() < 0.5),
                                    float(rng.uniform(0, 10)), seed)
-    rotator = blocks.rotator_cc(2 * math.pi * float(rng.uniform(-MAX_CFO, MAX_CFO)))
+    # The carrier offset is mixed in here in float64, not by blocks.rotator_cc: the rotator's SIMD kernel
+    # renormalises its phase per call, so its output moves with how the scheduler cuts the stream.
+    cfo = float(rng.uniform(-MAX_CFO, MAX_CFO))
     iqbal = channels.iqbal_gen(float(rng.uniform(0, 1.5)), float(rng.uniform(0, 6)), 1)
     noise_amplitude = math.sqrt(10 ** (-snr_db / 10))
     dc = complex(*rng.uniform(-1, 1, 2)) * noise_amplitude * float(rng.uniform(0, 3))
     tb = gr.top_block("dw_radio_channel")
     add = blocks.add_cc()
     sink = blocks.vector_sink_c()
-    tb.connect(blocks.vector_source_c(x.tolist()), fading, rotator, iqbal, blocks.add_const_cc(dc), (add, 0))
+    faded = _run([blocks.vector_source_c(x.tolist()), fading])
+    x = (faded * np.exp(2j * np.pi * cfo * np.arange(len(faded)))).astype(np.complex64)
+    tb.connect(blocks.vector_source_c(x.tolist()), iqbal, blocks.add_const_cc(dc), (add, 0))
     tb.connect(analog.noise_source_c(analog.GR_GAUSSIAN, noise_amplitude, seed), blocks.head(gr.sizeof_gr_complex, n),
                (add, 1))
     tb.connect(add, sink)
@@ -225,15 +229,16 @@ def synthesize_radio(bursts_per_point: int, snrs_db: tuple[float, ...], seed: in
                      frames_per_burst: int = FRAMES_PER_BURST) -> ModulationDataset:
     """``bursts_per_point`` bursts of every class at every SNR, each through the channel, the receiver model and
     the front end (:func:`diffwireless.frontend.burst_frames`, fitted to ``BAND_SHARE``), up to
-    ``frames_per_burst`` frames each; frames in class, SNR order. The front end is given where the burst lies (its
-    SNR may be under what an energy gate finds) and the noise power (what the gate measures between bursts)."""
+    ``frames_per_burst`` frames each; frames in class, SNR order, each with its burst's index (``burst``). The
+    front end is given where the burst lies (its SNR may be under what an energy gate finds) and the noise power
+    (what the gate measures between bursts)."""
     if bursts_per_point < 1 or not snrs_db:
         raise ValueError(f"need at least one burst per point and one SNR, got {bursts_per_point}, {snrs_db}")
     unknown = sorted(set(classes) - set(RADIO_CLASSES))
     if unknown:
         raise ValueError(f"unknown classes {unknown}; known: {', '.join(RADIO_CLASSES)}")
     rng = np.random.default_rng(seed)
-    frames, labels, snrs = [], [], []
+    frames, labels, snrs, owner = [], [], [], []
     for label in track(classes, "radio bursts (classes)"):
         for snr in snrs_db:
             for _ in range(bursts_per_point):
@@ -241,7 +246,8 @@ def synthesize_radio(bursts_per_point: int, snrs_db: tuple[float, ...], seed: in
                 capture, start = received(burst, float(snr), rng)
                 cut = burst_frames(capture[start:start + len(burst)] - capture.mean(), frame_len, frames_per_burst,
                                    BAND_SHARE, 10 ** (-snr / 10))
+                owner += [len(frames)] * len(cut)
                 frames.append(cut)
                 labels += [label] * len(cut)
                 snrs += [float(snr)] * len(cut)
-    return ModulationDataset(np.concatenate(frames), np.array(labels), np.array(snrs))
+    return ModulationDataset(np.concatenate(frames), np.array(labels), np.array(snrs), burst=np.array(owner))
