@@ -102,5 +102,6 @@ def test_frames_keep_the_burst_they_were_cut_from_when_joined():
     b = ModulationDataset(frames[:2], np.array(["gfsk"] * 2), np.zeros(2))  # one burst a frame by default
     assert b.burst.tolist() == [0, 1]
     assert (a + b).burst.tolist() == [0, 0, 1, 2, 3] and (b + a).burst.tolist() == [0, 1, 2, 2, 3]
+    assert (a + b).burst_starts.tolist() == [0, 2, 3, 4]
     with pytest.raises(ValueError, match="burst index"):
         ModulationDataset(frames, np.array(["qpsk"] * 3), np.zeros(3), burst=np.array([1, 0, 2]))

@@ -60,6 +60,11 @@ class ModulationDataset:
                                                  + first]))
 
     @property
+    def burst_starts(self) -> np.ndarray:
+        """The index of each burst's first frame ``[B]`` (int64, ascending)."""
+        return np.flatnonzero(np.diff(np.concatenate([[-1], self.burst])))
+
+    @property
     def frame_len(self) -> int:
         return int(self.frames.shape[1])
 

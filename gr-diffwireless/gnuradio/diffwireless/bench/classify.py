@@ -100,7 +100,7 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
     burst's frames, up to 4; the closest class where the burst is decided ``unknown``) and, beside it, of each frame
     alone (``frame_`` metrics)."""
     rows = []
-    first = np.flatnonzero(np.diff(np.concatenate([[-1], test.burst])))  # each burst's first frame
+    first = test.burst_starts
     for name in (NEW, OLD):
         clf = ModulationClassifier(name)
         output = frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None)
@@ -165,8 +165,8 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
               "energy": -energy, "max_softmax": 1 - p_known.max(axis=1), reference: p_full}
     # Per burst, as the block decides: the median novelty of the burst's frames; the softmax scores from the mean
     # softmax over them.
-    cuts = np.flatnonzero(np.diff(test.burst)) + 1
-    first = np.concatenate([[0], cuts])
+    first = test.burst_starts
+    cuts = first[1:]
     per_burst = {name: np.array([np.median(part) for part in np.split(score, cuts)]) for name, score in scores.items()}
     per_burst["max_softmax"] = np.array([1 - part.mean(axis=0).max() for part in np.split(p_known, cuts)])
     per_burst[reference] = np.array([part.mean() for part in np.split(p_full, cuts)])
@@ -188,7 +188,7 @@ def max_softmax_threshold(clf: ModulationClassifier, validation: ModulationDatas
     at SNR >= 0 dB: the maximum-softmax rule's threshold, set as the shipped rule's is."""
     output = frame_outputs(clf.model, validation.frames, clf.novelty_threshold is not None)
     confidence = np.array([d[1] for d in decide_groups(output, clf, validation.burst)])
-    first = np.flatnonzero(np.diff(np.concatenate([[-1], validation.burst])))
+    first = validation.burst_starts
     return float(np.quantile(confidence[validation.snr_db[first] >= 0], 1 - KEEP_KNOWN))
 
 
