@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from diffwireless.chanest import lmmse
-from diffwireless.gmm_chanest import GMMChannelEstimator, KroneckerGMM, fit_kronecker_gmm
+from diffwireless.gmm_chanest import (GMMChannelEstimator, KroneckerGMM, fit_kronecker_gmm, lattice_axes,
+                                      model_mixture)
 
 F, T = 8, 3
 
@@ -65,3 +66,66 @@ def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="components"):
         fit_kronecker_gmm(np.zeros((3, F, T), complex), 4, 1, np.random.default_rng(0))
     assert KroneckerGMM(np.ones(1), np.eye(F)[None], np.eye(T)[None]).components == 1
+
+
+def reference_estimate(gmm: KroneckerGMM, mask: np.ndarray, nv: float, y: np.ndarray) -> np.ndarray:
+    """The posterior-weighted LMMSE estimate written out with full covariances."""
+    p = np.flatnonzero(mask.reshape(-1))
+    loglik, parts = [], []
+    for k in range(gmm.components):
+        c = gmm.covariance(k)[np.ix_(p, p)] + nv * np.eye(len(p))
+        loglik.append(-np.real(np.einsum("np,pq,nq->n", y.conj(), np.linalg.inv(c), y)) - np.linalg.slogdet(c)[1])
+        parts.append(lmmse(y, gmm.covariance(k), mask, nv).reshape(len(y), -1))
+    z = np.stack(loglik, 1) + np.log(gmm.weights)
+    w = np.exp(z - z.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    return sum(w[:, k:k + 1] * parts[k] for k in range(gmm.components)).reshape(len(y), *mask.shape)
+
+
+@pytest.mark.parametrize("lattice", [True, False])
+def test_the_kronecker_path_and_the_full_filters_give_the_reference_mix(lattice):
+    rng = np.random.default_rng(2)
+    gmm = model_mixture([(toeplitz_cov(F, 0.9), toeplitz_cov(T, 0.95)), (toeplitz_cov(F, 0.3j), toeplitz_cov(T, 0.5)),
+                         (toeplitz_cov(F, 0.7), np.eye(T))], weights=np.array([0.5, 0.3, 0.2]))
+    mask = np.zeros((F, T), bool)
+    if lattice:
+        mask[np.ix_([0, 3, 5, 7], [0, 2])] = True
+    else:
+        mask[::2, 0] = mask[1::2, 2] = True  # staggered: not a lattice
+    assert (lattice_axes(mask) is not None) == lattice
+    h = np.concatenate([sample(gmm.r_f[k], gmm.r_t[k], 20, rng) for k in range(3)])
+    y = h.reshape(len(h), -1)[:, np.flatnonzero(mask)]
+    y = y + 0.2 * (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
+    np.testing.assert_allclose(GMMChannelEstimator(gmm, mask, 0.08).estimate(y),
+                               reference_estimate(gmm, mask, 0.08, y), atol=1e-9)
+
+
+def test_a_model_mixture_needs_covariances_and_valid_weights():
+    with pytest.raises(ValueError, match="at least one"):
+        model_mixture([])
+    with pytest.raises(ValueError, match="weights"):
+        model_mixture([(np.eye(F), np.eye(T))] * 2, weights=np.array([0.7, 0.7]))
+    assert np.allclose(model_mixture([(np.eye(F), np.eye(T))] * 4).weights, 0.25)
+
+
+def test_the_tdl_family_mixture_is_near_the_genie_on_a_member_it_was_not_told():
+    from diffwireless.chanest import observe, snr_noise_var
+    from diffwireless.fading import TDL, covariance_matrix, lattice_pilots
+    from diffwireless.recipes.channel_estimator import GRID, family_mixture
+
+    mixture = family_mixture("tdl")
+    assert mixture.components == 3 * 20 * 6 and np.isclose(mixture.weights.sum(), 1.0)
+    with pytest.raises(ValueError, match="tdl"):
+        family_mixture("sparse")
+    rng = np.random.default_rng(3)
+    model = TDL("B", 45e-9, 230.0)  # inside the family, on no point of the mixture's grid
+    mask = lattice_pilots(GRID, 3, 4)
+    nv = float(snr_noise_var(15.0))
+    h = model.sample(GRID, 150, rng)
+    y = observe(h, mask, 15.0, rng)
+    err = {name: np.sum(np.abs(est - h) ** 2) for name, est in (
+        ("mixture", GMMChannelEstimator(mixture, mask, nv).estimate(y)),
+        ("genie", lmmse(y, covariance_matrix(model, GRID), mask, nv)),
+        ("other profile", lmmse(y, covariance_matrix(TDL("C", 100e-9, 500.0), GRID), mask, nv)))}
+    assert 10 * np.log10(err["mixture"] / err["genie"]) < 1.0
+    assert 10 * np.log10(err["other profile"] / err["genie"]) > 1.5  # the test can tell a wrong covariance

@@ -15,6 +15,7 @@ M-step closed (one flip-flop step of the Kronecker maximum-likelihood covariance
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -116,15 +117,54 @@ def _stack_f(h: np.ndarray) -> np.ndarray:
     return np.transpose(h, (1, 0, 2)).reshape(h.shape[1], -1)
 
 
+def model_mixture(covariances: Sequence[tuple[np.ndarray, np.ndarray]],
+                  weights: np.ndarray | None = None) -> KroneckerGMM:
+    """A :class:`KroneckerGMM` whose components are given covariances ``(R_f [F, F], R_t [T, T])`` (e.g. the
+    ``covariance()`` of channel models over a grid of their parameters), weighted uniformly unless ``weights``
+    ``[K]`` is given: the MMSE estimator of a channel family that is a mixture of those Gaussians, without EM."""
+    if not covariances:
+        raise ValueError("model_mixture needs at least one covariance")
+    r_f = np.stack([np.asarray(c[0], dtype=np.complex128) for c in covariances])
+    r_t = np.stack([np.asarray(c[1], dtype=np.complex128) for c in covariances])
+    w = np.full(len(r_f), 1.0 / len(r_f)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(r_f),) or np.any(w < 0) or not np.isclose(w.sum(), 1.0):
+        raise ValueError(f"weights must be {len(r_f)} non-negative numbers summing to 1")
+    return KroneckerGMM(w, r_f, r_t)
+
+
+def lattice_axes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(pilot carriers, pilot symbols)`` when ``mask [F, T]`` is their outer product (a pilot lattice), else None."""
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return (rows, cols) if mask.sum() == len(rows) * len(cols) else None
+
+
+# A component whose posterior stays below this on every frame of a batch is left out of the mix (its share of any
+# estimate is below double precision's).
+NEGLIGIBLE_POSTERIOR = 1e-16
+
+
 class GMMChannelEstimator:
-    """Estimates from pilot observations with a fitted :class:`KroneckerGMM` for one pilot pattern ``mask [F, T]``
-    and noise variance: the filters and the pilot covariances' factors are made once here."""
+    """Estimates from pilot observations with a :class:`KroneckerGMM` for one pilot pattern ``mask [F, T]`` and
+    noise variance. For a pilot lattice (every pilot carrier in every pilot symbol) each component's pilot covariance
+    is itself a Kronecker product, and the likelihoods and filters run in its two small eigenbases (cost per frame
+    and component ``O(F P_f P_t + P_f P_t T)``); any other mask uses the full filters ``[F*T, P]``."""
 
     def __init__(self, gmm: KroneckerGMM, mask: np.ndarray, noise_var: float) -> None:
         self.mask = np.asarray(mask, dtype=bool)
         self.gmm = gmm
+        self.axes = lattice_axes(self.mask)
+        self.filters, self.inverses, self.logdets, self.bases = [], [], [], []
+        if self.axes is not None:
+            rows, cols = self.axes
+            for k in range(gmm.components):
+                a, u_f = np.linalg.eigh(gmm.r_f[k][np.ix_(rows, rows)])
+                b, u_t = np.linalg.eigh(gmm.r_t[k][np.ix_(cols, cols)])
+                d = np.outer(np.clip(a, 0.0, None), np.clip(b, 0.0, None)) + noise_var  # eigenvalues of R_pp + s I
+                self.logdets.append(float(np.sum(np.log(d))))
+                self.bases.append((u_f, u_t, d, gmm.r_f[k][:, rows], gmm.r_t[k][:, cols]))
+            return
         p = np.flatnonzero(self.mask.reshape(-1))
-        self.filters, self.inverses, self.logdets = [], [], []
         for k in range(gmm.components):
             cov = gmm.covariance(k)
             c_pp = cov[np.ix_(p, p)] + noise_var * np.eye(len(p))
@@ -134,9 +174,19 @@ class GMMChannelEstimator:
             self.logdets.append(2 * float(np.sum(np.log(np.real(np.diag(chol))))))
             self.filters.append(cov[:, p] @ self.inverses[-1])  # [F*T, P]
 
+    def _whitened(self, y: np.ndarray) -> list[np.ndarray]:
+        """Per lattice component, the pilots ``[n, P_f, P_t]`` in its eigenbasis over its eigenvalues: ``C^-1 y``
+        before the basis is undone."""
+        return [(u_f.conj().T @ y @ u_t.conj()) / d for u_f, u_t, d, _, _ in self.bases]
+
     def posterior(self, ls: np.ndarray) -> np.ndarray:
         """``[n, K]``: p(k | y) for pilot observations ``ls [n, P]``."""
         y = np.asarray(ls, dtype=np.complex128)
+        if self.axes is not None:
+            z = self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1])))
+            loglik = np.stack([-np.sum(np.abs(zk) ** 2 * d, axis=(1, 2)) - logdet
+                               for zk, (_, _, d, _, _), logdet in zip(z, self.bases, self.logdets)], axis=1)
+            return _responsibilities(loglik, self.gmm.weights)
         loglik = np.stack([-np.real(np.einsum("np,pq,nq->n", y.conj(), inv, y)) - logdet
                            for inv, logdet in zip(self.inverses, self.logdets)], axis=1)
         return _responsibilities(loglik, self.gmm.weights)
@@ -145,5 +195,14 @@ class GMMChannelEstimator:
         """Channel grids ``[n, F, T]`` from ``ls [n, P]`` (the pilots in row-major order of ``mask``)."""
         y = np.asarray(ls, dtype=np.complex128)
         post = self.posterior(y)
-        est = sum(post[:, k:k + 1] * (y @ w.T) for k, w in enumerate(self.filters))
-        return est.reshape(-1, *self.mask.shape)
+        if self.axes is None:
+            est = sum(post[:, k:k + 1] * (y @ w.T) for k, w in enumerate(self.filters))
+            return est.reshape(-1, *self.mask.shape)
+        z = self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1])))
+        est = np.zeros((len(y), *self.mask.shape), dtype=np.complex128)
+        for k, (u_f, u_t, _, c_f, c_t) in enumerate(self.bases):
+            if post[:, k].max() < NEGLIGIBLE_POSTERIOR:
+                continue
+            # R_k[:, pilots] C_k^-1 y = (R_f[:, rows] kron R_t[:, cols]) vec(U_f Z U_t^T)
+            est += post[:, k, None, None] * ((c_f @ u_f) @ z[k] @ (c_t @ u_t).T)
+        return est
