@@ -165,6 +165,44 @@ def test_untrained_network_with_the_exact_linear_prior_is_the_genie_lmmse(engine
     assert np.abs(r_f - want_f).max() < 0.1 and np.abs(r_t - want_t).max() < 0.1
 
 
+def test_a_linear_prior_is_applied_at_the_pilots_and_the_learned_part_added(engine):
+    """With every element a pilot the split estimate is the network's one-step Tweedie estimate; on a pilot lattice
+    its linear part is the LMMSE estimate from the pilots, which the interpolated grid only approximates."""
+    from diffwireless.chanest import LearnedCorrectionSampler, grid_items, items_grid
+    from diffwireless.diffusion.samplers import DDIMSampler
+
+    schedule = NoiseSchedule(1000, "linear")
+    channel = TDL("B", 60e-9, 200.0)
+    model = build_model("lp", "grid_mixer", {"item_shape": [2, *GRID.shape], "channels": 4, "blocks": 1,
+                                             "time_dim": 16, "linear_prior_steps": 1000}, schedule)
+    model.network.set_linear_prior(*channel.covariance(GRID), schedule.alphas_cumprod)
+    rng = np.random.default_rng(9)
+    h = channel.sample(GRID, 60, rng)
+    comb = lattice_pilots(GRID, 3, 4)
+    ls = observe(h, comb, 10.0, rng)
+    nv = float(snr_noise_var(10.0))
+    est = DiffusionChannelEstimator(model, GRID, comb)
+    assert est.split and isinstance(est.job(ls, 10.0).sampler, LearnedCorrectionSampler)
+    genie = lmmse(ls, covariance_matrix(channel, GRID), comb, nv)
+    np.testing.assert_allclose(est.estimate(ls, 10.0, engine), genie, atol=1e-6)  # learned part still zero
+    whole = engine.submit(Job(model, grid_items(est.interp(ls)), DDIMSampler(num_steps=1,
+                                                                               start_step=est.start_step(10.0))))
+    assert nmse_db(genie, h) < nmse_db(items_grid(whole.result()), h) - 0.5
+    # A learned part that is not zero: with every element a pilot, the split is the whole network's estimate.
+    with torch.no_grad():
+        model.network.out.weight.normal_(0.0, 0.3)
+        model.network.out.bias.normal_(0.0, 0.3)
+    full = np.ones(GRID.shape, bool)
+    ls = observe(h, full, 10.0, rng)
+    est = DiffusionChannelEstimator(model, GRID, full)
+    whole = engine.submit(Job(model, grid_items(ls.reshape(-1, *GRID.shape)),
+                              DDIMSampler(num_steps=1, start_step=est.start_step(10.0)))).result()
+    split = est.estimate(ls, 10.0, engine)
+    assert np.abs(split - est.linear_estimate(ls, 10.0)).max() > 1e-2
+    np.testing.assert_allclose(split, items_grid(whole), atol=1e-3)
+    assert not DiffusionChannelEstimator(model, GRID, full, num_steps=2).split
+
+
 def test_checked_estimate_keeps_what_explains_the_pilots_and_replaces_what_does_not():
     from diffwireless.chanest import checked_estimate, pilot_residual_ratio
 

@@ -15,8 +15,10 @@ row-major order of the mask) and returns a full grid ``[n, F, T]``.
   cyclic prefix and a Jakes spectrum at a design Doppler).
 - :class:`DiffusionChannelEstimator` (Fesl et al.): a denoiser trained on channel grids only (the prior),
   run from the step whose noise matches the observation: (a) ``denoise``: deterministic DDIM of the interpolated LS
-  grid; (b) ``guided``: the same reverse process with a measurement-consistency step at the pilots after every
-  network call (posterior sampling with the pilot likelihood), for sparse pilots.
+  grid (for a network with a linear prior, one step: that prior's LMMSE estimate from the pilots plus the network's
+  learned correction, :class:`LearnedCorrectionSampler`); (b) ``guided``: the same reverse process with a
+  measurement-consistency step at the pilots after every network call (posterior sampling with the pilot
+  likelihood), for sparse pilots.
 
 Grids enter networks as ``sqrt(2) [Re h, Im h]``, unit variance per real dimension, so a complex noise of variance
 ``v`` is the schedule's noise variance ``v`` per dimension.
@@ -36,6 +38,7 @@ from diffwireless.diffusion.samplers import Denoiser, StopRequested, ddim_timest
 from diffwireless.engine import DenoiseEngine, Job
 from diffwireless.errors import ModelError
 from diffwireless.fading import ChannelModel, OFDMGrid, jakes_correlation
+from diffwireless.gmm_chanest import GMMChannelEstimator, KroneckerGMM
 from diffwireless.models import DiffusionModel, shared_model
 
 
@@ -219,6 +222,32 @@ class GuidedDDIMSampler:
         return x
 
 
+@dataclass(frozen=True)
+class LearnedCorrectionSampler:
+    """One network call at ``start_step`` that returns only what a network with a linear prior
+    (:class:`~diffwireless.nn.GridMixer`) adds to its linear estimate: the Tweedie estimate of ``x0`` from
+    ``x_t = sqrt(abar) x`` is the linear prior's LMMSE estimate plus ``-sqrt((1 - abar) / abar)`` times the learned
+    noise, and this sampler gives that second term (network units, ``[B, 2, F, T]``). The estimator adds the linear
+    part computed exactly from the pilots instead of from the interpolated grid."""
+
+    start_step: int = 0
+
+    def cond_width(self, model: DiffusionModel) -> int:
+        return 0
+
+    def nfe(self, schedule: NoiseSchedule) -> int:
+        return 1
+
+    def run(self, network: Denoiser, schedule: NoiseSchedule, x: torch.Tensor, cond: torch.Tensor | None = None,
+            generator: torch.Generator | None = None, should_stop=None) -> torch.Tensor:
+        learned = getattr(network, "learned_eps", None)
+        if learned is None:
+            raise ModelError(f"{type(network).__name__} has no learned part apart from a linear prior")
+        a = float(schedule.alphas_cumprod[self.start_step])
+        t = torch.full((1,), self.start_step, dtype=torch.int64, device=x.device)
+        return -math.sqrt((1.0 - a) / a) * learned(x * math.sqrt(a), t, None)
+
+
 class _Spreader:
     """Spreads pilot values (zero elsewhere) ``[B, 2, F, T]`` over the grid by an interpolation matrix."""
 
@@ -252,6 +281,12 @@ class DiffusionChannelEstimator:
             posterior-mean (Tweedie) estimate, the MMSE target; more deterministic steps move the result towards a
             draw from the prior and raise the MSE (measured in ``dw-bench chanest``: 0.3 dB at 0 dB SNR with 4).
         mode: ``"denoise"`` (a) or ``"guided"`` (b).
+
+    A network with a linear prior (the 14-symbol priors) splits its one-step ``denoise`` estimate: the linear
+    prior's part is the LMMSE estimate from the pilots themselves (exact for any pilot lattice, where the network
+    would see the interpolated grid as if its noise were white), and the network's learned part is added from the
+    SNR-matched interpolated grid (:class:`LearnedCorrectionSampler`). With every element a pilot the two are the
+    same estimate.
     """
 
     MODES = ("denoise", "guided")
@@ -269,6 +304,21 @@ class DiffusionChannelEstimator:
         self.grid, self.num_steps, self.mode, self.trust = grid, num_steps, mode, trust
         self.interp = Interpolator(grid, mask)
         self.mask = self.interp.mask
+        covariance = getattr(self.model.network, "linear_prior_covariance", lambda: None)()
+        self.split = mode == "denoise" and num_steps == 1 and covariance is not None
+        self._linear = None if covariance is None else KroneckerGMM(np.ones(1), covariance[0][None],
+                                                                       covariance[1][None])
+        self._linear_filters: dict[float, GMMChannelEstimator] = {}
+
+    def linear_estimate(self, ls: np.ndarray, snr_db: float) -> np.ndarray:
+        """The linear prior's LMMSE estimate from the pilots ``ls [n, P]``: grids ``[n, F, T]`` (needs a network
+        with a linear prior)."""
+        if self._linear is None:
+            raise ModelError(f"model '{self.model.name}' has no linear prior")
+        nv = float(snr_noise_var(snr_db))
+        if nv not in self._linear_filters:
+            self._linear_filters[nv] = GMMChannelEstimator(self._linear, self.mask, nv)
+        return self._linear_filters[nv].estimate(ls)
 
     def start_step(self, snr_db: float) -> int:
         """The step matched to the interpolated grid's noise (pilot noise times the interpolation's noise gain)."""
@@ -281,10 +331,13 @@ class DiffusionChannelEstimator:
         return len(ddim_timesteps(self.start_step(snr_db), self.num_steps))
 
     def job(self, ls: np.ndarray, snr_db: float) -> Job:
+        """The engine's work for pilots ``ls [n, P]``; :meth:`finish` turns its output into grids."""
         from diffwireless.diffusion.samplers import DDIMSampler
 
         start = grid_items(self.interp(ls))
         t0 = self.start_step(snr_db)
+        if self.split:
+            return Job(self.model, start, LearnedCorrectionSampler(t0))
         if self.mode == "denoise":
             return Job(self.model, start, DDIMSampler(num_steps=self.num_steps, start_step=t0))
         n = len(start)
@@ -297,9 +350,14 @@ class DiffusionChannelEstimator:
         key = _register_spreader(self.interp)
         return Job(self.model, start, GuidedDDIMSampler(self.num_steps, t0, self.trust, key), cond)
 
+    def finish(self, ls: np.ndarray, snr_db: float, output: np.ndarray) -> np.ndarray:
+        """The channel grids ``[n, F, T]`` complex128 from the engine's output for :meth:`job` ``(ls, snr_db)``."""
+        grids = items_grid(output)
+        return grids + self.linear_estimate(ls, snr_db) if self.split else grids
+
     def estimate(self, ls: np.ndarray, snr_db: float, engine: DenoiseEngine) -> np.ndarray:
         """``ls [n, P]`` -> channel grids ``[n, F, T]`` complex128."""
-        return items_grid(engine.submit(self.job(ls, snr_db)).result())
+        return self.finish(ls, snr_db, engine.submit(self.job(ls, snr_db)).result())
 
 
 FALLBACK_RESIDUAL = 1.5  # as the OFDM equalizer's check (diffwireless.ofdm_equalizer.FALLBACK_RESIDUAL)

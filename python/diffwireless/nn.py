@@ -191,7 +191,19 @@ class GridMixer(nn.Module):
         a4 = a.unsqueeze(1)
         return (x_t - a4.sqrt() * x0) / (1.0 - a4).sqrt()
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+    def linear_prior_covariance(self):
+        """``(R_f [F, F], R_t [T, T])`` complex128 numpy of the linear prior, or None without one."""
+        if not self.linear_prior_steps:
+            return None
+        out = []
+        for name in ("f", "t"):
+            u = getattr(self, f"prior_u{name}").double().cpu().numpy()
+            u = u[0] + 1j * u[1]
+            out.append((u * getattr(self, f"prior_l{name}").double().cpu().numpy()) @ u.conj().T)
+        return out[0], out[1]
+
+    def learned_eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The learned part of the noise prediction alone (the whole prediction without a linear prior)."""
         batch = x_t.shape[0]
         emb = timestep_embedding(t.reshape(-1), self.time_dim).to(x_t.dtype)
         if self.cond_dim:
@@ -202,9 +214,12 @@ class GridMixer(nn.Module):
         h = self.inp(x_t)
         for block in self.blocks:
             h = block(h, emb)
-        if self.linear_prior_steps:
-            return self.linear_eps(x_t, t) + self.out(h)
         return self.out(h)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if self.linear_prior_steps:
+            return self.linear_eps(x_t, t) + self.learned_eps(x_t, t, cond)
+        return self.learned_eps(x_t, t, cond)
 
 
 class SpectrogramAutoencoderDDPM(nn.Module):

@@ -18,7 +18,9 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
   without knowing the frame's profile (the genie knows it).
 - ``omp`` (sparse profile): orthogonal matching pursuit over a delay dictionary (:mod:`diffwireless.sparse_chanest`:
   delays over the model's span at 4 points per 50 ns; stops when the residual falls to the noise level).
-- ``diffusion_denoise`` (a): DDIM of the interpolated LS grid from the SNR-matched step.
+- ``diffusion_denoise`` (a): one step from the SNR-matched step; the 14-symbol priors' linear part (the LMMSE
+  estimate under the training family's separable covariance) computed from the pilots, the network's learned part
+  from the interpolated LS grid (:class:`~diffwireless.chanest.LearnedCorrectionSampler`).
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
 - ``diffusion_checked``: ``diffusion_denoise`` checked per frame against the pilots
   (:func:`diffwireless.chanest.checked_estimate`, the OFDM equalizer's do-no-harm rule): where it leaves more than
