@@ -92,3 +92,19 @@ def test_decisions_per_burst_pool_the_frames_of_each_burst():
     assert decide_groups(logits[:0], clf, np.zeros(0, np.int64)) == []
     with pytest.raises(ValueError, match="ascending"):
         decide_groups(logits, clf, np.array([0, 1, 0, 1, 1]))
+
+
+def test_a_cyclic_prefix_decides_ofdm_whatever_the_softmax_and_novelty_say():
+    from diffwireless.classifier import decide_frames, decide_groups
+    from diffwireless.frontend import CP_CONTRAST
+
+    clf = ModulationClassifier("modclass_radio")
+    logits = np.full((3, len(clf.classes) + 1), -5.0)
+    logits[:, clf.classes.index("16qam")] = 5.0
+    logits[:, -1] = 1e9  # novelty over any threshold: unknown by the network
+    assert decide_frames(logits, clf)[0] == "unknown"
+    label, confidence, _, closest = decide_frames(logits, clf, CP_CONTRAST + 0.01)
+    assert label == closest == "ofdm" and confidence < 0.01  # the confidence stays the network's
+    assert decide_frames(logits, clf, CP_CONTRAST - 0.01)[0] == "unknown"
+    out = decide_groups(logits, clf, np.array([0, 0, 1]), np.array([0.2, 0.2, np.nan]))
+    assert [d[0] for d in out] == ["ofdm", "unknown"]

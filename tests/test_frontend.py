@@ -151,3 +151,34 @@ def test_a_long_burst_is_framed_from_the_stretches_its_frames_need():
     assert frames.shape == (4, 1024) and np.all(np.abs(frames) > 0).mean() > 0.99  # no padding, no filter edge
     for f in frames:
         assert occupied_bandwidth(f) == pytest.approx(0.5, rel=0.3) and abs(carrier_offset(f)) < 0.03
+
+
+def ofdm_packets(n_fft: int, cp_len: int, symbols: int, rng) -> np.ndarray:
+    """Back-to-back OFDM symbols (QPSK on 3/4 of the carriers) with a cyclic prefix."""
+    used = np.r_[1:3 * n_fft // 8 + 1, n_fft - 3 * n_fft // 8:n_fft]
+    grid = np.zeros((symbols, n_fft), complex)
+    grid[:, used] = (rng.choice([-1, 1], (symbols, len(used))) + 1j * rng.choice([-1, 1], (symbols, len(used))))
+    body = np.fft.ifft(grid, axis=1)
+    return np.concatenate([body[:, -cp_len:], body], axis=1).ravel()
+
+
+def noisy(x: np.ndarray, snr_db: float, rng) -> np.ndarray:
+    x = x / np.sqrt(np.mean(np.abs(x) ** 2))
+    s = np.sqrt(10 ** (-snr_db / 10) / 2)
+    return (x + s * (rng.standard_normal(len(x)) + 1j * rng.standard_normal(len(x)))).astype(np.complex64)
+
+
+def test_a_cyclic_prefix_is_found_at_its_size_and_single_carrier_bursts_show_none():
+    from diffwireless.frontend import CP_CONTRAST, cyclic_prefix_contrast
+
+    rng = np.random.default_rng(4)
+    for n_fft, cp_len in ((64, 16), (256, 64)):
+        contrast, got_fft, got_cp = cyclic_prefix_contrast(noisy(ofdm_packets(n_fft, cp_len, 60, rng), 5.0, rng))
+        assert (got_fft, got_cp) == (n_fft, cp_len) and contrast > CP_CONTRAST
+    # Single carrier at a symbol period that is an OFDM period of the scan (80 = 64 + 16 samples per symbol) and
+    # at 8 samples per symbol: cyclostationary, but at every lag alike.
+    for sps in (80, 8):
+        assert cyclic_prefix_contrast(noisy(qpsk(20000 // sps, sps, rng), 20.0, rng))[0] < CP_CONTRAST / 2
+    noise = (rng.standard_normal(30000) + 1j * rng.standard_normal(30000)).astype(np.complex64)
+    assert cyclic_prefix_contrast(noise)[0] < CP_CONTRAST / 2
+    assert cyclic_prefix_contrast(np.zeros(100, np.complex64)) == (0.0, 0, 0)  # too short for any size

@@ -22,6 +22,7 @@ from diffwireless.models import DiffusionModel, shared_model
 
 ARCH = "iq_resnet1d"
 UNKNOWN = "unknown"
+OFDM = "ofdm"  # the class a cyclic prefix decides (see decide_frames)
 
 
 def frame_items(frames: np.ndarray) -> np.ndarray:
@@ -141,8 +142,10 @@ class BurstDecision:
     """The class of one burst of a capture: samples ``[start, end)``, its SNR over the noise floor (dB), the
     decision (mean softmax over the burst's frames; ``unknown`` where the median novelty of its frames is over the
     model's threshold), its family, the confidence (the most likely class's mean softmax), the share of the band
-    its frames were fitted to (0: as recorded), its number of frames, the median novelty (NaN without one), and
-    the most likely class (``closest``, the label but for the unknown decision)."""
+    its frames were fitted to (0: as recorded), its number of frames, the median novelty (NaN without one), the
+    most likely class (``closest``, the label but for the unknown decision) and its cyclic-prefix contrast
+    (:func:`~diffwireless.frontend.cyclic_prefix_contrast`; at :data:`~diffwireless.frontend.CP_CONTRAST` or more
+    it decided ``ofdm``)."""
 
     start: int
     end: int
@@ -154,38 +157,56 @@ class BurstDecision:
     frames: int
     novelty: float = float("nan")
     closest: str = ""  # the most likely class even where the decision is unknown
+    cyclic_prefix: float = 0.0
 
 
-def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine
-                 ) -> tuple[str, float, float, str]:
+def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
+                 cyclic_prefix: float = 0.0) -> tuple[str, float, float, str]:
     """(label, confidence, median novelty, closest class) of one burst's frames ``[k, frame_len]``
     (:func:`decide_frames`)."""
-    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier)
+    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier, cyclic_prefix)
 
 
-def decide_frames(output: np.ndarray, classifier: ModulationClassifier) -> tuple[str, float, float, str]:
+def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_prefix: float = 0.0
+                  ) -> tuple[str, float, float, str]:
     """(label, confidence, median novelty, closest class) of the engine output for one burst's frames: the class
     of the highest mean softmax (closest), and as the label ``unknown`` instead for an open-set model whose median
-    novelty is over its threshold."""
+    novelty is over its threshold.
+
+    ``cyclic_prefix``: the burst's :func:`~diffwireless.frontend.cyclic_prefix_contrast`. At
+    :data:`~diffwireless.frontend.CP_CONTRAST` or more the burst carries an OFDM cyclic prefix, and a model with an
+    ``ofdm`` class decides ``ofdm`` whatever its softmax and novelty say (the confidence stays the network's mean
+    softmax of ``ofdm``): a cyclic prefix is structure no single-carrier class has, and the resampled frames lose
+    its whole-sample lag."""
+    from diffwireless.frontend import CP_CONTRAST
+
     novelty = float("nan")
     if classifier.novelty_threshold is not None:
         output, novelty = output[:, :-1], float(np.median(output[:, -1]))
     mean = softmax(output).mean(axis=0)
+    if cyclic_prefix >= CP_CONTRAST and OFDM in classifier.classes:
+        top = classifier.classes.index(OFDM)
+        return OFDM, float(mean[top]), novelty, OFDM
     top = int(np.argmax(mean))
     unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
     closest = classifier.classes[top]
     return (UNKNOWN if unknown else closest), float(mean[top]), novelty, closest
 
 
-def decide_groups(output: np.ndarray, classifier: ModulationClassifier, group: np.ndarray
-                  ) -> list[tuple[str, float, float, str]]:
+def decide_groups(output: np.ndarray, classifier: ModulationClassifier, group: np.ndarray,
+                  cyclic_prefix: np.ndarray | None = None) -> list[tuple[str, float, float, str]]:
     """:func:`decide_frames` for each run of frames of one group (a burst) of the engine output ``[n, ...]``:
-    ``group [n]`` ascending; one decision per group, in order."""
+    ``group [n]`` ascending; one decision per group, in order. ``cyclic_prefix [n]``: each frame's burst's
+    cyclic-prefix contrast (None or NaN: not measured)."""
     group = np.asarray(group)
     if len(group) != len(output) or np.any(np.diff(group) < 0):
         raise ValueError(f"need one ascending group index per output row, got {len(group)} for {len(output)}")
+    if not len(group):
+        return []
     cuts = np.flatnonzero(np.diff(group)) + 1
-    return [decide_frames(part, classifier) for part in np.split(np.asarray(output), cuts)] if len(group) else []
+    contrast = np.zeros(len(group)) if cyclic_prefix is None else np.nan_to_num(np.asarray(cyclic_prefix), nan=0.0)
+    return [decide_frames(part, classifier, float(c[0]))
+            for part, c in zip(np.split(np.asarray(output), cuts), np.split(contrast, cuts))]
 
 
 def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
@@ -202,8 +223,8 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
     class wins, and a scale that leaves fewer than 2 frames is tried only when no scale leaves more (one frame is
     too easily confident).
     """
-    from diffwireless.frontend import (burst_frames, centre_carrier, fit_band, gate_bursts, occupied_bandwidth,
-                                       remove_dc, spectral_floor, spread_frames)
+    from diffwireless.frontend import (burst_frames, centre_carrier, cyclic_prefix_contrast, fit_band, gate_bursts,
+                                       occupied_bandwidth, remove_dc, spectral_floor, spread_frames)
 
     n = classifier.frame_len
     iq = remove_dc(np.asarray(iq, dtype=np.complex64))
@@ -213,11 +234,12 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         bursts = gate_bursts(iq, threshold_db=threshold_db, hold=hold, min_length=n // 4, floor=spectral_floor(iq))
     for burst in bursts:
         x = iq[burst.start:burst.end]
+        contrast = cyclic_prefix_contrast(x)[0]
         if classifier.band_share is not None:
             frames = burst_frames(x, n, max_frames, classifier.band_share, burst.noise_power)
-            label, confidence, novelty, closest = decide_burst(frames, classifier, engine)
+            label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast)
             out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
-                                     confidence, classifier.band_share, len(frames), novelty, closest))
+                                     confidence, classifier.band_share, len(frames), novelty, closest, contrast))
             continue
         centred, _ = centre_carrier(x)
         bandwidth = occupied_bandwidth(centred) if len(centred) >= 64 else 1.0
@@ -225,11 +247,11 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         for share in (0.0, *shares):
             scaled = centred if share == 0.0 else fit_band(centred, max(bandwidth, 1e-3), share)[0]
             frames = spread_frames(scaled, n, max_frames)
-            label, confidence, novelty, closest = decide_burst(frames, classifier, engine)
+            label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast)
             tried.append((len(frames) >= 2, confidence, label, share, len(frames), novelty, closest))
         _, confidence, label, share, k, novelty, closest = max(tried, key=lambda t: t[:2])
         out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
-                                 confidence, share, k, novelty, closest))
+                                 confidence, share, k, novelty, closest, contrast))
     return out
 
 

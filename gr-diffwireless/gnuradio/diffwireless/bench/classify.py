@@ -5,7 +5,10 @@ on real recordings, and the block's speed with its front end.
   through the front end; accuracy per SNR (Wilson 95%) of ``modclass_radio`` (12 classes) and its family accuracy
   beside the shipped ``modclass_resnet`` (trained on fixed frames; it knows no ``2fsk``, so it is compared by
   family): of the decision per burst (as the block and ``dw-classify`` decide: the mean softmax over the burst's
-  frames) and of each frame alone (``frame_accuracy``, ``frame_family_accuracy``).
+  frames, and ``ofdm`` where the burst as recorded shows a cyclic prefix,
+  :func:`diffwireless.frontend.cyclic_prefix_contrast`), of the same without the cyclic-prefix test
+  (``network_alone_accuracy``, ``modclass_radio``) and of each frame alone (``frame_accuracy``,
+  ``frame_family_accuracy``).
 - **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, a classifier trained like ``modclass_radio`` without
   it; AUROC (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test bursts at
   SNR >= 0 dB (the median over the burst's frames, as the block decides; ``frame_auroc``: each frame alone): the
@@ -105,13 +108,16 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
         clf = ModulationClassifier(name)
         output = frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None)
         decided = clf.decide(output)
-        per_burst = decide_groups(output, clf, test.burst)
+        per_burst = decide_groups(output, clf, test.burst, test.cyclic_prefix)
         units = {"frame_": (np.array([clf.classes[i] for i in decided.index]), test.labels, test.snr_db),
                  "": (np.array([d[3] for d in per_burst]), test.labels[first], test.snr_db[first])}
+        if name == NEW:  # the network alone, without the front end's cyclic-prefix test
+            alone = decide_groups(output, clf, test.burst)
+            units["network_alone_"] = (np.array([d[3] for d in alone]), test.labels[first], test.snr_db[first])
         for prefix, (labels, truth, snr_db) in units.items():
             family_hit = np.array([FAMILIES[a] == FAMILIES[b] for a, b in zip(labels, truth)])
             metrics = [("family_accuracy", family_hit)] + ([("accuracy", labels == truth)] if name == NEW else [])
-            unit = "frames" if prefix else "bursts"
+            unit = "frames" if prefix == "frame_" else "bursts"
             for metric, hit in metrics:
                 for snr in SNRS_DB:
                     m = snr_db == snr
@@ -187,7 +193,7 @@ def max_softmax_threshold(clf: ModulationClassifier, validation: ModulationDatas
     """The lowest mean softmax of the decided class that keeps :data:`KEEP_KNOWN` of the known validation bursts
     at SNR >= 0 dB: the maximum-softmax rule's threshold, set as the shipped rule's is."""
     output = frame_outputs(clf.model, validation.frames, clf.novelty_threshold is not None)
-    confidence = np.array([d[1] for d in decide_groups(output, clf, validation.burst)])
+    confidence = np.array([d[1] for d in decide_groups(output, clf, validation.burst, validation.cyclic_prefix)])
     first = validation.burst_starts
     return float(np.quantile(confidence[validation.snr_db[first] >= 0], 1 - KEEP_KNOWN))
 

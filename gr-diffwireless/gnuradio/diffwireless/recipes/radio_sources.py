@@ -34,7 +34,7 @@ import math
 import numpy as np
 from gnuradio import analog, blocks, channels, digital, fft, filter as gr_filter, gr
 
-from diffwireless.frontend import BAND_SHARE, burst_frames
+from diffwireless.frontend import BAND_SHARE, burst_frames, cyclic_prefix_contrast
 from diffwireless.modulation_data import FRAME_LEN, ModulationDataset
 from diffwireless.progress import track
 
@@ -238,16 +238,18 @@ def synthesize_radio(bursts_per_point: int, snrs_db: tuple[float, ...], seed: in
     if unknown:
         raise ValueError(f"unknown classes {unknown}; known: {', '.join(RADIO_CLASSES)}")
     rng = np.random.default_rng(seed)
-    frames, labels, snrs, owner = [], [], [], []
+    frames, labels, snrs, owner, contrast = [], [], [], [], []
     for label in track(classes, "radio bursts (classes)"):
         for snr in snrs_db:
             for _ in range(bursts_per_point):
                 burst = with_edges(clean_burst(label, int(_loguniform(rng, 96, 2048)), rng), rng)
                 capture, start = received(burst, float(snr), rng)
-                cut = burst_frames(capture[start:start + len(burst)] - capture.mean(), frame_len, frames_per_burst,
-                                   BAND_SHARE, 10 ** (-snr / 10))
+                samples = capture[start:start + len(burst)] - capture.mean()
+                cut = burst_frames(samples, frame_len, frames_per_burst, BAND_SHARE, 10 ** (-snr / 10))
                 owner += [len(frames)] * len(cut)
+                contrast += [cyclic_prefix_contrast(samples)[0]] * len(cut)
                 frames.append(cut)
                 labels += [label] * len(cut)
                 snrs += [float(snr)] * len(cut)
-    return ModulationDataset(np.concatenate(frames), np.array(labels), np.array(snrs), burst=np.array(owner))
+    return ModulationDataset(np.concatenate(frames), np.array(labels), np.array(snrs), burst=np.array(owner),
+                             cyclic_prefix=np.array(contrast))
