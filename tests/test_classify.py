@@ -104,7 +104,7 @@ def test_a_cyclic_prefix_decides_ofdm_whatever_the_softmax_and_novelty_say():
     logits[:, -1] = 1e9  # novelty over any threshold: unknown by the network
     assert decide_frames(logits, clf)[0] == "unknown"
     label, confidence, _, closest = decide_frames(logits, clf, CP_CONTRAST + 0.01)
-    assert label == closest == "ofdm" and confidence < 0.01  # the confidence stays the network's
+    assert label == closest == "ofdm" and confidence == 1.0
     assert decide_frames(logits, clf, CP_CONTRAST - 0.01)[0] == "unknown"
     out = decide_groups(logits, clf, np.array([0, 0, 1]), np.array([0.2, 0.2, np.nan]))
     assert [d[0] for d in out] == ["ofdm", "unknown"]

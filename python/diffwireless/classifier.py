@@ -175,9 +175,9 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_p
 
     ``cyclic_prefix``: the burst's :func:`~diffwireless.frontend.cyclic_prefix_contrast`. At
     :data:`~diffwireless.frontend.CP_CONTRAST` or more the burst carries an OFDM cyclic prefix, and a model with an
-    ``ofdm`` class decides ``ofdm`` whatever its softmax and novelty say (the confidence stays the network's mean
-    softmax of ``ofdm``): a cyclic prefix is structure no single-carrier class has, and the resampled frames lose
-    its whole-sample lag."""
+    ``ofdm`` class decides ``ofdm`` with confidence 1 whatever its softmax and novelty say: a cyclic prefix is
+    structure no single-carrier class has (no synthetic burst of the other classes reached the threshold where it
+    was measured), and the resampled frames the network sees lose its whole-sample lag."""
     from diffwireless.frontend import CP_CONTRAST
 
     novelty = float("nan")
@@ -185,8 +185,7 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_p
         output, novelty = output[:, :-1], float(np.median(output[:, -1]))
     mean = softmax(output).mean(axis=0)
     if cyclic_prefix >= CP_CONTRAST and OFDM in classifier.classes:
-        top = classifier.classes.index(OFDM)
-        return OFDM, float(mean[top]), novelty, OFDM
+        return OFDM, 1.0, novelty, OFDM
     top = int(np.argmax(mean))
     unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
     closest = classifier.classes[top]
