@@ -225,3 +225,42 @@ def test_checked_estimate_keeps_what_explains_the_pilots_and_replaces_what_does_
     assert set(chosen[:25]) == {"classical"} and np.array_equal(out[25:], bad[25:])
     with pytest.raises(ValueError, match="candidate"):
         checked_estimate({}, ls, mask, nv)
+
+
+def test_an_untrained_network_with_a_mixture_prior_is_the_mixture_mmse(engine, tmp_path):
+    """A linear part that is a Gaussian mixture (low-rank factors): the network's one-step estimate from a grid
+    in white noise and the split estimate from a pilot lattice are the mixture's posterior mean, and a save and
+    load keeps it."""
+    from diffwireless.diffusion.samplers import DDIMSampler
+    from diffwireless.chanest import grid_items, items_grid
+    from diffwireless.gmm_chanest import GMMChannelEstimator, model_mixture
+    from diffwireless.models import load_model, save_model
+    from diffwireless.nn import distinct_factors
+
+    schedule = NoiseSchedule(1000, "linear")
+    members = [TDL(p, ds, fd) for p in "AC" for ds in (20e-9, 90e-9) for fd in (0.0, 400.0)]
+    mixture = model_mixture([m.covariance(GRID) for m in members])
+    n_f, n_t = len(distinct_factors(mixture.r_f)[0]), len(distinct_factors(mixture.r_t)[0])
+    assert (n_f, n_t) == (4, 2)
+    config = {"item_shape": [2, *GRID.shape], "channels": 4, "blocks": 1, "time_dim": 16,
+              "linear_prior_steps": 1000, "linear_prior_mixture": [n_f, n_t, len(members), 16, 3]}
+    model = build_model("mix", "grid_mixer", config, schedule)
+    model.network.set_mixture_prior(mixture.weights, mixture.r_f, mixture.r_t, schedule.alphas_cumprod)
+    save_model(model, tmp_path / "mix", {"description": "test"})
+    model = load_model(tmp_path / "mix.safetensors")
+    rng = np.random.default_rng(10)
+    h = np.concatenate([m.sample(GRID, 10, rng) for m in members])
+    for pattern, snr in (((1, 1), 5.0), ((1, 1), 25.0), ((3, 4), 15.0)):
+        mask = lattice_pilots(GRID, *pattern)
+        ls = observe(h, mask, snr, rng)
+        want = GMMChannelEstimator(mixture, mask, float(snr_noise_var(snr))).estimate(ls)
+        est = DiffusionChannelEstimator(model, GRID, mask)
+        got = est.estimate(ls, snr, engine)
+        assert nmse_db(got, want) < -40  # the split: the mixture from the pilots (low-rank factors kept)
+        if pattern == (1, 1):  # the network's own forward pass: its linear part is the mixture's posterior mean
+            whole = engine.submit(Job(model, grid_items(ls.reshape(-1, *GRID.shape)),
+                                      DDIMSampler(num_steps=1, start_step=est.start_step(snr)))).result()
+            assert nmse_db(items_grid(whole), want) < -30
+    with pytest.raises(ValueError, match="holds"):
+        model.network.set_mixture_prior(mixture.weights[:2] / mixture.weights[:2].sum(), mixture.r_f[:2],
+                                        mixture.r_t[:2], schedule.alphas_cumprod)

@@ -304,15 +304,14 @@ class DiffusionChannelEstimator:
         self.grid, self.num_steps, self.mode, self.trust = grid, num_steps, mode, trust
         self.interp = Interpolator(grid, mask)
         self.mask = self.interp.mask
-        covariance = getattr(self.model.network, "linear_prior_covariance", lambda: None)()
-        self.split = mode == "denoise" and num_steps == 1 and covariance is not None
-        self._linear = None if covariance is None else KroneckerGMM(np.ones(1), covariance[0][None],
-                                                                       covariance[1][None])
+        mixture = getattr(self.model.network, "linear_prior_mixture", lambda: None)()
+        self.split = mode == "denoise" and num_steps == 1 and mixture is not None
+        self._linear = None if mixture is None else KroneckerGMM(*mixture)
         self._linear_filters: dict[float, GMMChannelEstimator] = {}
 
     def linear_estimate(self, ls: np.ndarray, snr_db: float) -> np.ndarray:
-        """The linear prior's LMMSE estimate from the pilots ``ls [n, P]``: grids ``[n, F, T]`` (needs a network
-        with a linear prior)."""
+        """The linear prior's estimate from the pilots ``ls [n, P]`` (LMMSE; the posterior mean for a mixture):
+        grids ``[n, F, T]`` (needs a network with a linear prior)."""
         if self._linear is None:
             raise ModelError(f"model '{self.model.name}' has no linear prior")
         nv = float(snr_noise_var(snr_db))

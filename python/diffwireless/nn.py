@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -123,6 +124,19 @@ class _MixerBlock(nn.Module):
         return x + self.ch2(nn.functional.gelu(self.ch1(x) * (1 + scale) + shift))
 
 
+def distinct_factors(mats) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct matrices of a stack ``[K, n, n]`` (numpy) and, per matrix, the index of its distinct one."""
+    distinct: list[np.ndarray] = []
+    index = np.zeros(len(mats), dtype=np.int64)
+    for k, r in enumerate(mats):
+        r = np.asarray(r, dtype=np.complex128)
+        match = [i for i, q in enumerate(distinct) if np.allclose(q, r, rtol=0.0, atol=1e-12)]
+        if not match:
+            distinct.append(r)
+        index[k] = match[0] if match else len(distinct) - 1
+    return distinct, index
+
+
 class GridMixer(nn.Module):
     """Noise predictor over OFDM channel grids (a small 2-D network in the MLP-Mixer pattern).
 
@@ -139,7 +153,8 @@ class GridMixer(nn.Module):
     """
 
     def __init__(self, item_shape: tuple[int, ...] | list[int], channels: int = 32, blocks: int = 4,
-                 time_dim: int = 64, cond_dim: int = 0, linear_prior_steps: int = 0) -> None:
+                 time_dim: int = 64, cond_dim: int = 0, linear_prior_steps: int = 0,
+                 linear_prior_mixture: list[int] | None = None) -> None:
         super().__init__()
         self.item_shape = tuple(int(s) for s in item_shape)
         if len(self.item_shape) != 3 or self.item_shape[0] != 2:
@@ -148,6 +163,12 @@ class GridMixer(nn.Module):
                        "time_dim": time_dim, "cond_dim": cond_dim}
         if linear_prior_steps:
             self.config["linear_prior_steps"] = int(linear_prior_steps)
+        if linear_prior_mixture is not None:
+            if not linear_prior_steps or len(linear_prior_mixture) != 5:
+                raise ValueError("linear_prior_mixture is [carrier factors, symbol factors, components, carrier "
+                                 "rank, symbol rank] and needs linear_prior_steps")
+            self.config["linear_prior_mixture"] = [int(v) for v in linear_prior_mixture]
+        self.mixture = self.config.get("linear_prior_mixture")
         self.time_dim = time_dim
         self.cond_dim = cond_dim
         _, n_carriers, n_symbols = self.item_shape
@@ -156,7 +177,20 @@ class GridMixer(nn.Module):
         self.blocks = nn.ModuleList(_MixerBlock(channels, n_carriers, n_symbols, time_dim) for _ in range(blocks))
         self.out = nn.Conv2d(channels, 2, 1)
         self.linear_prior_steps = int(linear_prior_steps)
-        if self.linear_prior_steps:
+        if self.mixture:
+            # Per distinct carrier and symbol factor its leading eigenvectors (real, imaginary) and eigenvalues;
+            # per component the pair of factors it takes and its log weight; the schedule's alpha-bar.
+            n_f, n_t, n_k, rank_f, rank_t = self.mixture
+            self.register_buffer("mix_uf", torch.zeros(n_f, 2, n_carriers, rank_f))
+            self.register_buffer("mix_lf", torch.zeros(n_f, rank_f))
+            self.register_buffer("mix_ut", torch.zeros(n_t, 2, n_symbols, rank_t))
+            self.register_buffer("mix_lt", torch.zeros(n_t, rank_t))
+            self.register_buffer("mix_pairs", torch.zeros(n_k, 2, dtype=torch.int64))
+            self.register_buffer("mix_logw", torch.zeros(n_k))
+            self.register_buffer("prior_abar", torch.zeros(self.linear_prior_steps))
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+        elif self.linear_prior_steps:
             # Eigenvectors (real, imaginary) and eigenvalues of R_f and R_t, and the schedule's alpha-bar.
             self.register_buffer("prior_uf", torch.zeros(2, n_carriers, n_carriers))
             self.register_buffer("prior_lf", torch.zeros(n_carriers))
@@ -169,16 +203,91 @@ class GridMixer(nn.Module):
     def set_linear_prior(self, r_f, r_t, alphas_cumprod) -> None:
         """Set the separable prior: ``r_f [F, F]`` and ``r_t [T, T]`` Hermitian (numpy), their Kronecker product
         the covariance of the complex grid (unit mean power), and the schedule's ``alphas_cumprod``."""
-        import numpy as np
-
         for name, r in (("f", r_f), ("t", r_t)):
             lam, u = np.linalg.eigh(np.asarray(r, dtype=np.complex128))
             getattr(self, f"prior_u{name}").copy_(torch.from_numpy(np.stack([u.real, u.imag])).float())
             getattr(self, f"prior_l{name}").copy_(torch.from_numpy(np.clip(lam, 0.0, None)).float())
         self.prior_abar.copy_(torch.as_tensor(np.asarray(alphas_cumprod), dtype=torch.float32))
 
+    def set_mixture_prior(self, weights, r_f, r_t, alphas_cumprod) -> None:
+        """Set a mixture of separable priors (numpy): component ``k`` of weight ``weights[k]`` has the covariance
+        ``r_f[k] kron r_t[k]`` (``[K, F, F]``, ``[K, T, T]``). Equal factors are stored once; each keeps the
+        eigenvectors of its largest eigenvalues, as many as the configured ranks (the rest must be negligible:
+        the TDL family's carrier covariances have the rank of their taps, its symbol covariances a few)."""
+        if not self.mixture:
+            raise ValueError("this network was built without linear_prior_mixture")
+        n_f, n_t, n_k, rank_f, rank_t = self.mixture
+        factors = distinct_factors(r_f), distinct_factors(r_t)
+        pairs = np.stack([factors[0][1], factors[1][1]], axis=1)
+        factors = factors[0][0], factors[1][0]
+        if [len(factors[0]), len(factors[1]), len(weights)] != [n_f, n_t, n_k]:
+            raise ValueError(f"the mixture has {len(factors[0])} carrier factors, {len(factors[1])} symbol factors "
+                             f"and {len(weights)} components; this network holds {n_f}, {n_t} and {n_k}")
+        for side, (name, rank) in enumerate((("f", rank_f), ("t", rank_t))):
+            for i, r in enumerate(factors[side]):
+                lam, u = np.linalg.eigh(r)
+                lam, u = lam[::-1][:rank], u[:, ::-1][:, :rank]
+                getattr(self, f"mix_u{name}")[i].copy_(torch.from_numpy(np.stack([u.real, u.imag])).float())
+                getattr(self, f"mix_l{name}")[i].copy_(torch.from_numpy(np.clip(lam, 0.0, None)).float())
+        self.mix_pairs.copy_(torch.from_numpy(pairs))
+        self.mix_logw.copy_(torch.from_numpy(np.log(np.maximum(np.asarray(weights, dtype=np.float64), 1e-300))))
+        self.prior_abar.copy_(torch.as_tensor(np.asarray(alphas_cumprod), dtype=torch.float32))
+
+    def linear_prior_mixture(self):
+        """The linear prior as ``(weights [K], R_f [K, F, F], R_t [K, T, T])`` complex128 numpy (one component for
+        a single separable prior, its covariances as stored), or None without one."""
+        if not self.linear_prior_steps:
+            return None
+
+        def rebuild(u: torch.Tensor, lam: torch.Tensor) -> np.ndarray:
+            u = u.double().cpu().numpy()
+            u = u[0] + 1j * u[1]
+            return (u * lam.double().cpu().numpy()) @ u.conj().T
+
+        if not self.mixture:
+            return (np.ones(1), rebuild(self.prior_uf, self.prior_lf)[None],
+                    rebuild(self.prior_ut, self.prior_lt)[None])
+        pairs = self.mix_pairs.cpu().numpy()
+        r_f = np.stack([rebuild(self.mix_uf[i], self.mix_lf[i]) for i in range(len(self.mix_uf))])
+        r_t = np.stack([rebuild(self.mix_ut[i], self.mix_lt[i]) for i in range(len(self.mix_ut))])
+        w = np.exp(self.mix_logw.double().cpu().numpy())
+        return w / w.sum(), r_f[pairs[:, 0]], r_t[pairs[:, 1]]
+
+    def mixture_x0(self, z: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The posterior mean of the grid ``h`` from ``z = sqrt(a) h + sqrt(1 - a) w`` (complex ``[B, F, T]``,
+        ``a [B, 1, 1]``) under the mixture: each component's LMMSE estimate in its low-rank eigenbasis (the
+        space its stored eigenvectors leave out taken as empty), weighted by the component's posterior."""
+        n_f, n_t, n_k, rank_f, rank_t = self.mixture
+        uf = torch.complex(self.mix_uf[:, 0], self.mix_uf[:, 1])  # [Kf, F, rf]
+        ut = torch.complex(self.mix_ut[:, 0], self.mix_ut[:, 1])  # [Kt, T, rt]
+        fi, ti = self.mix_pairs[:, 0], self.mix_pairs[:, 1]
+        a = a.reshape(1, -1, 1, 1)
+        proj = torch.matmul(uf.conj().transpose(1, 2).unsqueeze(1), z.unsqueeze(0))  # [Kf, B, rf, T]
+        y = torch.matmul(proj[fi], ut[ti].conj().unsqueeze(1))  # [K, B, rf, rt]
+        lam = (self.mix_lf[fi][:, :, None] * self.mix_lt[ti][:, None, :]).unsqueeze(1)  # [K, 1, rf, rt]
+        d = a * lam + (1.0 - a)
+        energy = (z.abs() ** 2).sum(dim=(1, 2))  # [B]
+        kept = (y.abs() ** 2).sum(dim=(2, 3))  # [K, B]
+        rest = z.shape[1] * z.shape[2] - rank_f * rank_t
+        a1 = a.reshape(1, -1)
+        loglik = (-(y.abs() ** 2 / d).sum(dim=(2, 3)) - (energy[None] - kept) / (1.0 - a1)
+                  - torch.log(d).sum(dim=(2, 3)) - rest * torch.log(1.0 - a1) + self.mix_logw[:, None])
+        post = torch.softmax(loglik, dim=0)  # [K, B]
+        w = y * (a.sqrt() * lam / d) * post[:, :, None, None].to(y.dtype)
+        back = torch.matmul(w, ut[ti].transpose(1, 2).unsqueeze(1))  # [K, B, rf, T]
+        per_f = torch.zeros(n_f, *back.shape[1:], dtype=back.dtype, device=back.device).index_add_(0, fi, back)
+        return torch.matmul(uf.unsqueeze(1), per_f).sum(dim=0)  # [B, F, T]
+
     def linear_eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The noise implied by the LMMSE estimate of ``x0`` from ``x_t`` under the separable prior."""
+        """The noise implied by the LMMSE estimate of ``x0`` from ``x_t`` under the separable prior (or the
+        posterior mean under the mixture)."""
+        if self.mixture:
+            a = self.prior_abar[t.reshape(-1)].to(x_t.dtype).reshape(-1, 1, 1).expand(x_t.shape[0], 1, 1)
+            z = torch.complex(x_t[:, 0], x_t[:, 1]) / math.sqrt(2.0)
+            h = self.mixture_x0(z, a)
+            x0 = math.sqrt(2.0) * torch.stack([h.real, h.imag], dim=1)
+            a4 = a.unsqueeze(1)
+            return (x_t - a4.sqrt() * x0) / (1.0 - a4).sqrt()
         a = self.prior_abar[t.reshape(-1)].to(x_t.dtype).reshape(-1, 1, 1)
         z = torch.complex(x_t[:, 0], x_t[:, 1]) / math.sqrt(2.0)  # complex grid, noise CN(0, 1 - a)
         uf = torch.complex(self.prior_uf[0], self.prior_uf[1])
@@ -190,17 +299,6 @@ class GridMixer(nn.Module):
         x0 = math.sqrt(2.0) * torch.stack([h.real, h.imag], dim=1)
         a4 = a.unsqueeze(1)
         return (x_t - a4.sqrt() * x0) / (1.0 - a4).sqrt()
-
-    def linear_prior_covariance(self):
-        """``(R_f [F, F], R_t [T, T])`` complex128 numpy of the linear prior, or None without one."""
-        if not self.linear_prior_steps:
-            return None
-        out = []
-        for name in ("f", "t"):
-            u = getattr(self, f"prior_u{name}").double().cpu().numpy()
-            u = u[0] + 1j * u[1]
-            out.append((u * getattr(self, f"prior_l{name}").double().cpu().numpy()) @ u.conj().T)
-        return out[0], out[1]
 
     def learned_eps(self, x_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         """The learned part of the noise prediction alone (the whole prediction without a linear prior)."""
