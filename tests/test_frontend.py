@@ -182,3 +182,7 @@ def test_a_cyclic_prefix_is_found_at_its_size_and_single_carrier_bursts_show_non
     noise = (rng.standard_normal(30000) + 1j * rng.standard_normal(30000)).astype(np.complex64)
     assert cyclic_prefix_contrast(noise)[0] < CP_CONTRAST / 2
     assert cyclic_prefix_contrast(np.zeros(100, np.complex64)) == (0.0, 0, 0)  # too short for any size
+    # With the decision's floor: the same decision for less work.
+    ofdm = noisy(ofdm_packets(64, 16, 60, rng), 5.0, rng)
+    assert cyclic_prefix_contrast(ofdm, CP_CONTRAST)[0] >= CP_CONTRAST
+    assert cyclic_prefix_contrast(noise, CP_CONTRAST)[0] < CP_CONTRAST

@@ -222,8 +222,8 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
     class wins, and a scale that leaves fewer than 2 frames is tried only when no scale leaves more (one frame is
     too easily confident).
     """
-    from diffwireless.frontend import (burst_frames, centre_carrier, cyclic_prefix_contrast, fit_band, gate_bursts,
-                                       occupied_bandwidth, remove_dc, spectral_floor, spread_frames)
+    from diffwireless.frontend import (CP_CONTRAST, burst_frames, centre_carrier, cyclic_prefix_contrast, fit_band,
+                                       gate_bursts, occupied_bandwidth, remove_dc, spectral_floor, spread_frames)
 
     n = classifier.frame_len
     iq = remove_dc(np.asarray(iq, dtype=np.complex64))
@@ -233,7 +233,7 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         bursts = gate_bursts(iq, threshold_db=threshold_db, hold=hold, min_length=n // 4, floor=spectral_floor(iq))
     for burst in bursts:
         x = iq[burst.start:burst.end]
-        contrast = cyclic_prefix_contrast(x)[0]
+        contrast = cyclic_prefix_contrast(x, CP_CONTRAST)[0]
         if classifier.band_share is not None:
             frames = burst_frames(x, n, max_frames, classifier.band_share, burst.noise_power)
             label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast)

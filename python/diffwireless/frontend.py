@@ -371,7 +371,7 @@ class StreamFrontEnd:
             frames = burst_frames(x[b.start:b.end] - dc, self.frame_len, self.max_frames, self.share, floor)
             parts.append(frames)
             owner += [i] * len(frames)
-            contrast.append(cyclic_prefix_contrast(x[b.start:b.end] - dc)[0])
+            contrast.append(cyclic_prefix_contrast(x[b.start:b.end] - dc, CP_CONTRAST)[0])
         frames = np.concatenate(parts) if parts else np.zeros((0, self.frame_len), np.complex64)
         return SegmentFrames(bursts, frames, np.asarray(owner, dtype=np.int64), np.asarray(contrast, dtype=float))
 
@@ -388,7 +388,7 @@ CP_WINDOW_SYMBOLS = 4
 CP_CONTRAST = 0.08
 
 
-def cyclic_prefix_contrast(x: np.ndarray) -> tuple[float, int, int]:
+def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0) -> tuple[float, int, int]:
     """The strongest OFDM cyclic-prefix signature of a burst ``x`` (as recorded; DC removed):
     ``(contrast, n_fft, cp_len)`` (``(0, 0, 0)`` when the burst is too short for every size).
 
@@ -399,16 +399,25 @@ def cyclic_prefix_contrast(x: np.ndarray) -> tuple[float, int, int]:
     packets need not) and averaged. Symbol-rate cyclostationarity of single-carrier signals (and noise) shows at
     every lag nearly alike, so the contrast is the value at ``n_fft`` less the largest at the lags beside it
     (:data:`CP_NEIGHBOUR_LAGS`); a cyclic prefix shows only at its own lag. Sizes: :data:`CP_FFT_SIZES` x
-    :data:`CP_FRACTIONS`, over the first :data:`CP_MAX_SAMPLES` samples."""
+    :data:`CP_FRACTIONS`, over the first :data:`CP_MAX_SAMPLES` samples.
+
+    ``floor``: a size whose value at its own lag stays under it (so its contrast must) is not compared with its
+    neighbours, and the search stops at the first size whose contrast reaches it; pass :data:`CP_CONTRAST` where
+    only the decision matters (4-5 times less work on a burst without a prefix; the contrast returned is then that
+    of the sizes finished, 0 if none)."""
     x = np.asarray(x, dtype=np.complex64)[:CP_MAX_SAMPLES]
     best = (0.0, 0, 0)
     for n_fft in CP_FFT_SIZES:
+        if floor > 0 and best[0] >= floor:
+            break
         periods = [n_fft + n_fft // g for g in CP_FRACTIONS
                    if len(x) - n_fft - max(CP_NEIGHBOUR_LAGS) >= CP_WINDOW_SYMBOLS * (n_fft + n_fft // g)]
         if not periods:
             continue
-        values = {}
+        values: dict[tuple[int, int], float] = {}
         for d in (0, *CP_NEIGHBOUR_LAGS):
+            if d and max(values[0, period] for period in periods) < max(floor, best[0]):
+                break  # no contrast of this size can beat what is found or asked for
             lag = n_fft + d
             product = x[lag:] * np.conj(x[:-lag])
             magnitude = np.abs(product)
@@ -421,6 +430,8 @@ def cyclic_prefix_contrast(x: np.ndarray) -> tuple[float, int, int]:
                 phase = np.exp(-2j * np.pi * np.arange(period) / period).astype(np.complex64)
                 norm = np.maximum(magnitude[:m * width].reshape(m, width).sum(axis=1), 1e-30)
                 values[d, period] = float(np.mean(np.abs(folded @ phase) / norm))
+        if len(values) < len(periods) * (1 + len(CP_NEIGHBOUR_LAGS)):
+            continue
         for period in periods:
             contrast = values[0, period] - max(values[d, period] for d in CP_NEIGHBOUR_LAGS)
             if contrast > best[0]:

@@ -34,7 +34,7 @@ import math
 import numpy as np
 from gnuradio import analog, blocks, channels, digital, fft, filter as gr_filter, gr
 
-from diffwireless.frontend import BAND_SHARE, burst_frames, cyclic_prefix_contrast
+from diffwireless.frontend import BAND_SHARE, CP_CONTRAST, burst_frames, cyclic_prefix_contrast
 from diffwireless.modulation_data import FRAME_LEN, ModulationDataset
 from diffwireless.progress import track
 
@@ -247,7 +247,7 @@ def synthesize_radio(bursts_per_point: int, snrs_db: tuple[float, ...], seed: in
                 samples = capture[start:start + len(burst)] - capture.mean()
                 cut = burst_frames(samples, frame_len, frames_per_burst, BAND_SHARE, 10 ** (-snr / 10))
                 owner += [len(frames)] * len(cut)
-                contrast += [cyclic_prefix_contrast(samples)[0]] * len(cut)
+                contrast += [cyclic_prefix_contrast(samples, CP_CONTRAST)[0]] * len(cut)
                 frames.append(cut)
                 labels += [label] * len(cut)
                 snrs += [float(snr)] * len(cut)
