@@ -414,6 +414,7 @@ def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0) -> tuple[float, in
                    if len(x) - n_fft - max(CP_NEIGHBOUR_LAGS) >= CP_WINDOW_SYMBOLS * (n_fft + n_fft // g)]
         if not periods:
             continue
+        phases = {period: np.exp(-2j * np.pi * np.arange(period) / period).astype(np.complex64) for period in periods}
         values: dict[tuple[int, int], float] = {}
         for d in (0, *CP_NEIGHBOUR_LAGS):
             if d and max(values[0, period] for period in periods) < max(floor, best[0]):
@@ -427,9 +428,8 @@ def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0) -> tuple[float, in
                 # The component at 1 / period, window by window: fold each window's symbols onto one period,
                 # then one DFT bin over it (the sample index k = i * period + r).
                 folded = product[:m * width].reshape(m, CP_WINDOW_SYMBOLS, period).sum(axis=1)
-                phase = np.exp(-2j * np.pi * np.arange(period) / period).astype(np.complex64)
                 norm = np.maximum(magnitude[:m * width].reshape(m, width).sum(axis=1), 1e-30)
-                values[d, period] = float(np.mean(np.abs(folded @ phase) / norm))
+                values[d, period] = float(np.mean(np.abs(folded @ phases[period]) / norm))
         if len(values) < len(periods) * (1 + len(CP_NEIGHBOUR_LAGS)):
             continue
         for period in periods:

@@ -179,14 +179,16 @@ class GMMChannelEstimator:
         before the basis is undone."""
         return [(u_f.conj().T @ y @ u_t.conj()) / d for u_f, u_t, d, _, _ in self.bases]
 
+    def _lattice_posterior(self, z: list[np.ndarray]) -> np.ndarray:
+        loglik = np.stack([-np.sum(np.abs(zk) ** 2 * d, axis=(1, 2)) - logdet
+                           for zk, (_, _, d, _, _), logdet in zip(z, self.bases, self.logdets)], axis=1)
+        return _responsibilities(loglik, self.gmm.weights)
+
     def posterior(self, ls: np.ndarray) -> np.ndarray:
         """``[n, K]``: p(k | y) for pilot observations ``ls [n, P]``."""
         y = np.asarray(ls, dtype=np.complex128)
         if self.axes is not None:
-            z = self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1])))
-            loglik = np.stack([-np.sum(np.abs(zk) ** 2 * d, axis=(1, 2)) - logdet
-                               for zk, (_, _, d, _, _), logdet in zip(z, self.bases, self.logdets)], axis=1)
-            return _responsibilities(loglik, self.gmm.weights)
+            return self._lattice_posterior(self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1]))))
         loglik = np.stack([-np.real(np.einsum("np,pq,nq->n", y.conj(), inv, y)) - logdet
                            for inv, logdet in zip(self.inverses, self.logdets)], axis=1)
         return _responsibilities(loglik, self.gmm.weights)
@@ -194,11 +196,12 @@ class GMMChannelEstimator:
     def estimate(self, ls: np.ndarray) -> np.ndarray:
         """Channel grids ``[n, F, T]`` from ``ls [n, P]`` (the pilots in row-major order of ``mask``)."""
         y = np.asarray(ls, dtype=np.complex128)
-        post = self.posterior(y)
         if self.axes is None:
+            post = self.posterior(y)
             est = sum(post[:, k:k + 1] * (y @ w.T) for k, w in enumerate(self.filters))
             return est.reshape(-1, *self.mask.shape)
         z = self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1])))
+        post = self._lattice_posterior(z)
         est = np.zeros((len(y), *self.mask.shape), dtype=np.complex128)
         for k, (u_f, u_t, _, c_f, c_t) in enumerate(self.bases):
             if post[:, k].max() < NEGLIGIBLE_POSTERIOR:

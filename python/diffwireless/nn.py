@@ -281,21 +281,16 @@ class GridMixer(nn.Module):
     def linear_eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The noise implied by the LMMSE estimate of ``x0`` from ``x_t`` under the separable prior (or the
         posterior mean under the mixture)."""
-        if self.mixture:
-            a = self.prior_abar[t.reshape(-1)].to(x_t.dtype).reshape(-1, 1, 1).expand(x_t.shape[0], 1, 1)
-            z = torch.complex(x_t[:, 0], x_t[:, 1]) / math.sqrt(2.0)
-            h = self.mixture_x0(z, a)
-            x0 = math.sqrt(2.0) * torch.stack([h.real, h.imag], dim=1)
-            a4 = a.unsqueeze(1)
-            return (x_t - a4.sqrt() * x0) / (1.0 - a4).sqrt()
         a = self.prior_abar[t.reshape(-1)].to(x_t.dtype).reshape(-1, 1, 1)
         z = torch.complex(x_t[:, 0], x_t[:, 1]) / math.sqrt(2.0)  # complex grid, noise CN(0, 1 - a)
-        uf = torch.complex(self.prior_uf[0], self.prior_uf[1])
-        ut = torch.complex(self.prior_ut[0], self.prior_ut[1])
-        y = uf.conj().T @ z @ ut.conj()  # (U_f kron U_t)^H applied to the grid
-        lam = self.prior_lf[:, None] * self.prior_lt[None, :]
-        y = y * (a.sqrt() * lam / (a * lam + 1.0 - a))
-        h = uf @ y @ ut.T
+        if self.mixture:
+            h = self.mixture_x0(z, a.expand(x_t.shape[0], 1, 1))
+        else:
+            uf = torch.complex(self.prior_uf[0], self.prior_uf[1])
+            ut = torch.complex(self.prior_ut[0], self.prior_ut[1])
+            y = uf.conj().T @ z @ ut.conj()  # (U_f kron U_t)^H applied to the grid
+            lam = self.prior_lf[:, None] * self.prior_lt[None, :]
+            h = uf @ (y * (a.sqrt() * lam / (a * lam + 1.0 - a))) @ ut.T
         x0 = math.sqrt(2.0) * torch.stack([h.real, h.imag], dim=1)
         a4 = a.unsqueeze(1)
         return (x_t - a4.sqrt() * x0) / (1.0 - a4).sqrt()

@@ -18,9 +18,10 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
   without knowing the frame's profile (the genie knows it).
 - ``omp`` (sparse profile): orthogonal matching pursuit over a delay dictionary (:mod:`diffwireless.sparse_chanest`:
   delays over the model's span at 4 points per 50 ns; stops when the residual falls to the noise level).
-- ``diffusion_denoise`` (a): one step from the SNR-matched step; the 14-symbol priors' linear part (the LMMSE
-  estimate under the training family's separable covariance) computed from the pilots, the network's learned part
-  from the interpolated LS grid (:class:`~diffwireless.chanest.LearnedCorrectionSampler`).
+- ``diffusion_denoise`` (a): one step from the SNR-matched step; the 14-symbol priors' linear part (``chanest_tdl``:
+  the posterior mean under its family's Gaussian mixture; ``chanest_sparse``: the LMMSE estimate under its family's
+  separable covariance) computed from the pilots, the network's learned part from the interpolated LS grid
+  (:class:`~diffwireless.chanest.LearnedCorrectionSampler`).
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
 - ``diffusion_checked``: ``diffusion_denoise`` checked per frame against the pilots
   (:func:`diffwireless.chanest.checked_estimate`, the OFDM equalizer's do-no-harm rule): where it leaves more than
@@ -108,6 +109,12 @@ def fitted_gmm(model_name: str, quick: bool = False) -> KroneckerGMM:
     return _GMMS[key]
 
 
+def omp_estimator(model: SparseClustered, mask: np.ndarray, noise_var: float) -> OMPChannelEstimator:
+    """OMP over the delay-Doppler dictionary that spans ``model``'s paths."""
+    atoms = delay_doppler_dictionary(GRID, model.max_delay_s + model.cluster_spread_s, model.max_doppler_hz)
+    return OMPChannelEstimator(atoms, mask, noise_var)
+
+
 def _nmse_parts(est: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (np.sum(np.abs(est - h) ** 2, axis=(1, 2)), np.sum(np.abs(h) ** 2, axis=(1, 2)))
 
@@ -151,8 +158,7 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
     if model_name == "chanest_tdl":
         estimates["mmse_family"] = (GMMChannelEstimator(mmse_family(model_name), mask, nv).estimate(ls), 0)
     if isinstance(model, SparseClustered):
-        atoms = delay_doppler_dictionary(GRID, model.max_delay_s + model.cluster_spread_s, model.max_doppler_hz)
-        estimates["omp"] = (OMPChannelEstimator(atoms, mask, nv).estimate(ls), 0)
+        estimates["omp"] = (omp_estimator(model, mask, nv).estimate(ls), 0)
     for method, mode in (("diffusion_denoise", "denoise"), ("diffusion_guided", "guided")):
         est = DiffusionChannelEstimator(model_name, GRID, mask, num_steps=STEPS[method], mode=mode)
         estimates[method] = (est.estimate(ls, snr_db, engine), est.nfe(snr_db))
@@ -243,12 +249,9 @@ def speed(engine, quick: bool, device: str) -> list[BenchRow]:
                          "posterior and mix (the filters made once per pattern and SNR)"),
                  "mmse_family": (GMMChannelEstimator(mmse_family("chanest_tdl"), mask, 0.1).estimate,
                                  "posterior and mix (the filters made once per pattern and SNR)")}
-    sparse_h = SparseClustered().sample(GRID, n, rng)
-    sparse_ls = observe(sparse_h, mask, 10.0, rng)
     sparse_model = SparseClustered()
-    atoms = delay_doppler_dictionary(GRID, sparse_model.max_delay_s + sparse_model.cluster_spread_s,
-                                     sparse_model.max_doppler_hz)
-    classical["omp"] = (OMPChannelEstimator(atoms, mask, 0.1).estimate, "the sparse clustered model's frames")
+    sparse_ls = observe(sparse_model.sample(GRID, n, rng), mask, 10.0, rng)
+    classical["omp"] = (omp_estimator(sparse_model, mask, 0.1).estimate, "the sparse clustered model's frames")
     for method, (estimate, note) in classical.items():
         frames = sparse_ls if method == "omp" else ls
         rates = []
