@@ -100,6 +100,27 @@ def test_the_kronecker_path_and_the_full_filters_give_the_reference_mix(lattice)
                                reference_estimate(gmm, mask, 0.08, y), atol=1e-9)
 
 
+def test_low_rank_components_on_a_lattice_give_the_reference_mix():
+    # Components of rank 2 over carriers and 1 over symbols (a static channel): the lattice path keeps only the
+    # directions with signal, and must still give the full computation's mix.
+    rng = np.random.default_rng(4)
+    factors = []
+    for _ in range(3):
+        v = rng.standard_normal((F, 2)) + 1j * rng.standard_normal((F, 2))
+        factors.append((v @ v.conj().T / 2, np.ones((T, T), complex)))
+    gmm = model_mixture(factors, weights=np.array([0.2, 0.3, 0.5]))
+    mask = np.zeros((F, T), bool)
+    mask[np.ix_([0, 2, 3, 6], [0, 2])] = True
+    h = np.concatenate([sample(gmm.r_f[k] + 1e-12 * np.eye(F), gmm.r_t[k] + 1e-12 * np.eye(T), 15, rng)
+                        for k in range(3)])
+    y = h.reshape(len(h), -1)[:, np.flatnonzero(mask)]
+    y = y + 0.1 * (rng.standard_normal(y.shape) + 1j * rng.standard_normal(y.shape))
+    est = GMMChannelEstimator(gmm, mask, 0.02)
+    assert all(len(d.reshape(-1)) < mask.sum() for _, _, d, _, _ in est.bases)  # the low-rank path ran
+    np.testing.assert_allclose(est.estimate(y), reference_estimate(gmm, mask, 0.02, y), atol=1e-9)
+    np.testing.assert_allclose(est.posterior(y).sum(axis=1), 1.0)
+
+
 def test_a_model_mixture_needs_covariances_and_valid_weights():
     with pytest.raises(ValueError, match="at least one"):
         model_mixture([])
@@ -116,7 +137,7 @@ def test_the_tdl_family_mixture_is_near_the_genie_on_a_member_it_was_not_told():
     mixture = family_mixture("tdl")
     assert mixture.components == 3 * 20 * 6 and np.isclose(mixture.weights.sum(), 1.0)
     with pytest.raises(ValueError, match="tdl"):
-        family_mixture("sparse")
+        family_mixture("expcorr")
     rng = np.random.default_rng(3)
     model = TDL("B", 45e-9, 230.0)  # inside the family, on no point of the mixture's grid
     mask = lattice_pilots(GRID, 3, 4)
@@ -129,3 +150,34 @@ def test_the_tdl_family_mixture_is_near_the_genie_on_a_member_it_was_not_told():
         ("other profile", lmmse(y, covariance_matrix(TDL("C", 100e-9, 500.0), GRID), mask, nv)))}
     assert 10 * np.log10(err["mixture"] / err["genie"]) < 1.0
     assert 10 * np.log10(err["other profile"] / err["genie"]) > 1.5  # the test can tell a wrong covariance
+
+
+def test_the_sparse_family_mixture_has_the_models_covariance_and_beats_its_genie_lmmse_and_omp():
+    # The sparse clustered channel is not Gaussian: its covariance's LMMSE (the genie of a Gaussian channel) is not
+    # its MMSE. A mixture over the delay bins its clusters occupy must keep the covariance and beat that LMMSE and
+    # sparse recovery on the model's own frames.
+    from diffwireless.chanest import observe, snr_noise_var
+    from diffwireless.fading import SparseClustered, covariance_matrix, lattice_pilots
+    from diffwireless.recipes.channel_estimator import GRID, family_mixture
+    from diffwireless.sparse_chanest import OMPChannelEstimator, delay_doppler_dictionary
+
+    model = SparseClustered(covariance_draws=40_000)
+    covariances, weights = model.cluster_mixture(GRID, 16)
+    assert len(weights) == 16 + 120 + 560 and np.isclose(weights.sum(), 1.0)
+    pooled = sum(w * c[0] for w, c in zip(weights, covariances))
+    r_f, _ = model.covariance(GRID)
+    assert np.linalg.norm(pooled - r_f) / np.linalg.norm(r_f) < 0.1
+    with pytest.raises(ValueError, match="delay_bins"):
+        model.cluster_mixture(GRID, 0)
+    rng = np.random.default_rng(6)
+    mask = lattice_pilots(GRID, 3, 4)
+    nv = float(snr_noise_var(20.0))
+    h = model.sample(GRID, 150, rng)
+    y = observe(h, mask, 20.0, rng)
+    atoms = delay_doppler_dictionary(GRID, model.max_delay_s + model.cluster_spread_s)
+    err = {name: np.sum(np.abs(est - h) ** 2) for name, est in (
+        ("mixture", GMMChannelEstimator(family_mixture("sparse"), mask, nv).estimate(y)),
+        ("genie", lmmse(y, covariance_matrix(model, GRID), mask, nv)),
+        ("omp", OMPChannelEstimator(atoms, mask, nv).estimate(y)))}
+    assert 10 * np.log10(err["genie"] / err["mixture"]) > 2.0
+    assert 10 * np.log10(err["omp"] / err["mixture"]) > 1.0

@@ -19,6 +19,7 @@ The Gaussian models draw each tap's time series exactly (Cholesky factor of the 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -262,6 +263,38 @@ class SparseClustered:
         steer = np.exp(-2j * np.pi * grid.freqs_hz[None, :, None] * delays[:, None, :])  # [n, F, P]
         rot = np.exp(2j * np.pi * doppler[:, :, None] * grid.times_s[None, None, :])  # [n, P, T]
         return np.einsum("nfp,npt->nft", steer, gains[:, :, None] * rot)
+
+    def cluster_mixture(self, grid: OFDMGrid, delay_bins: int) -> tuple[list[tuple[np.ndarray, np.ndarray]],
+                                                                           np.ndarray]:
+        """The model as a mixture of Gaussians, one per set of occupied delay bins: ``(covariances, weights)``,
+        each covariance ``(R_f [F, F], R_t [T, T])``.
+
+        The span ``[0, max_delay_s]`` is cut into ``delay_bins`` bins; a cluster whose delay falls in bin ``b`` has
+        its paths uniform over the bin widened by ``cluster_spread_s``, so given the bins the grid is (to second
+        order) a sum of independent clusters, each ``E exp(-2j pi (f - f') tau)`` over its window (a phase times a
+        sinc) weighted by its expected power share (``exp(-tau / max_delay_s)`` at the bin centre, normalised over
+        the set). Every set of 1..``max_clusters`` distinct bins is a component, weighted as the model draws the
+        number of clusters (uniform) and their delays (uniform: every set of that size alike); two clusters in one
+        bin are the one-bin component. ``R_t``: Jakes at ``max_doppler_hz``, as in :meth:`covariance`."""
+        if delay_bins < 1:
+            raise ValueError(f"delay_bins must be >= 1, got {delay_bins}")
+        width = self.max_delay_s / delay_bins
+        lag_hz = np.subtract.outer(grid.freqs_hz, grid.freqs_hz)
+        windows = []
+        for b in range(delay_bins):
+            lo, hi = b * width, (b + 1) * width + self.cluster_spread_s
+            windows.append(np.exp(-1j * np.pi * lag_hz * (lo + hi)) * np.sinc(lag_hz * (hi - lo)))
+        share = np.exp(-(np.arange(delay_bins) + 0.5) * width / self.max_delay_s)
+        t = grid.times_s
+        r_t = jakes_correlation(self.max_doppler_hz, np.subtract.outer(t, t)).astype(np.complex128)
+        covariances, weights = [], []
+        for n_clusters in range(1, self.max_clusters + 1):
+            sets = list(itertools.combinations(range(delay_bins), n_clusters))
+            for bins in sets:
+                p = share[list(bins)] / share[list(bins)].sum()
+                covariances.append((sum(pk * windows[b] for pk, b in zip(p, bins)), r_t))
+                weights.append(1.0 / (self.max_clusters * len(sets)))
+        return covariances, np.asarray(weights)
 
     def covariance(self, grid: OFDMGrid) -> tuple[np.ndarray, np.ndarray]:
         """Second-order statistics; delays and Doppler are independent, so the covariance is separable. ``R_f`` is

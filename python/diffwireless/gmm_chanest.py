@@ -142,13 +142,18 @@ def lattice_axes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 # A component whose posterior stays below this on every frame of a batch is left out of the mix (its share of any
 # estimate is below double precision's).
 NEGLIGIBLE_POSTERIOR = 1e-16
+# On a pilot lattice, a component's eigen-directions whose signal power is below this share of the noise are taken
+# as noise alone (their terms in the likelihood and the estimate change by less than that share): exact for the
+# low-rank components of a family's mixture, and their cost falls with their rank.
+NEGLIGIBLE_SIGNAL = 1e-9
 
 
 class GMMChannelEstimator:
     """Estimates from pilot observations with a :class:`KroneckerGMM` for one pilot pattern ``mask [F, T]`` and
     noise variance. For a pilot lattice (every pilot carrier in every pilot symbol) each component's pilot covariance
     is itself a Kronecker product, and the likelihoods and filters run in its two small eigenbases (cost per frame
-    and component ``O(F P_f P_t + P_f P_t T)``); any other mask uses the full filters ``[F*T, P]``."""
+    and component ``O(F r_f P_t + r_f r_t T)`` with ``r_f``, ``r_t`` the ranks that carry signal above
+    :data:`NEGLIGIBLE_SIGNAL`); any other mask uses the full filters ``[F*T, P]``."""
 
     def __init__(self, gmm: KroneckerGMM, mask: np.ndarray, noise_var: float) -> None:
         self.mask = np.asarray(mask, dtype=bool)
@@ -157,12 +162,16 @@ class GMMChannelEstimator:
         self.filters, self.inverses, self.logdets, self.bases = [], [], [], []
         if self.axes is not None:
             rows, cols = self.axes
+            self.noise_var, self.n_pilots = float(noise_var), len(rows) * len(cols)
             for k in range(gmm.components):
                 a, u_f = np.linalg.eigh(gmm.r_f[k][np.ix_(rows, rows)])
                 b, u_t = np.linalg.eigh(gmm.r_t[k][np.ix_(cols, cols)])
-                d = np.outer(np.clip(a, 0.0, None), np.clip(b, 0.0, None)) + noise_var  # eigenvalues of R_pp + s I
-                self.logdets.append(float(np.sum(np.log(d))))
-                self.bases.append((u_f, u_t, d, gmm.r_f[k][:, rows], gmm.r_t[k][:, cols]))
+                a, b = np.clip(a, 0.0, None), np.clip(b, 0.0, None)
+                keep_f = (a * b.max() > NEGLIGIBLE_SIGNAL * noise_var) | (a == a.max())
+                keep_t = (b * a.max() > NEGLIGIBLE_SIGNAL * noise_var) | (b == b.max())
+                d = np.outer(a[keep_f], b[keep_t]) + noise_var  # the kept eigenvalues of R_pp + s I
+                self.logdets.append(float(np.sum(np.log(d)) + (self.n_pilots - d.size) * np.log(noise_var)))
+                self.bases.append((u_f[:, keep_f], u_t[:, keep_t], d, gmm.r_f[k][:, rows], gmm.r_t[k][:, cols]))
             return
         p = np.flatnonzero(self.mask.reshape(-1))
         for k in range(gmm.components):
@@ -179,16 +188,22 @@ class GMMChannelEstimator:
         before the basis is undone."""
         return [(u_f.conj().T @ y @ u_t.conj()) / d for u_f, u_t, d, _, _ in self.bases]
 
-    def _lattice_posterior(self, z: list[np.ndarray]) -> np.ndarray:
-        loglik = np.stack([-np.sum(np.abs(zk) ** 2 * d, axis=(1, 2)) - logdet
-                           for zk, (_, _, d, _, _), logdet in zip(z, self.bases, self.logdets)], axis=1)
-        return _responsibilities(loglik, self.gmm.weights)
+    def _lattice_posterior(self, z: list[np.ndarray], energy: np.ndarray) -> np.ndarray:
+        """``z`` from :meth:`_whitened`, ``energy [n]`` the pilots' power: what a component's kept directions do
+        not hold is noise alone."""
+        loglik = []
+        for zk, (_, _, d, _, _), logdet in zip(z, self.bases, self.logdets):
+            kept = np.abs(zk) ** 2 * d  # |U^H y|^2 / d per kept direction
+            rest = energy - np.sum(kept * d, axis=(1, 2))
+            loglik.append(-np.sum(kept, axis=(1, 2)) - np.clip(rest, 0.0, None) / self.noise_var - logdet)
+        return _responsibilities(np.stack(loglik, axis=1), self.gmm.weights)
 
     def posterior(self, ls: np.ndarray) -> np.ndarray:
         """``[n, K]``: p(k | y) for pilot observations ``ls [n, P]``."""
         y = np.asarray(ls, dtype=np.complex128)
         if self.axes is not None:
-            return self._lattice_posterior(self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1]))))
+            grid = y.reshape(len(y), len(self.axes[0]), len(self.axes[1]))
+            return self._lattice_posterior(self._whitened(grid), np.sum(np.abs(y) ** 2, axis=1))
         loglik = np.stack([-np.real(np.einsum("np,pq,nq->n", y.conj(), inv, y)) - logdet
                            for inv, logdet in zip(self.inverses, self.logdets)], axis=1)
         return _responsibilities(loglik, self.gmm.weights)
@@ -201,7 +216,7 @@ class GMMChannelEstimator:
             est = sum(post[:, k:k + 1] * (y @ w.T) for k, w in enumerate(self.filters))
             return est.reshape(-1, *self.mask.shape)
         z = self._whitened(y.reshape(len(y), len(self.axes[0]), len(self.axes[1])))
-        post = self._lattice_posterior(z)
+        post = self._lattice_posterior(z, np.sum(np.abs(y) ** 2, axis=1))
         est = np.zeros((len(y), *self.mask.shape), dtype=np.complex128)
         for k, (u_f, u_t, _, c_f, c_t) in enumerate(self.bases):
             if post[:, k].max() < NEGLIGIBLE_POSTERIOR:

@@ -106,7 +106,7 @@ FAMILIES = {
                       "preamble taps that digital.ofdm_chanest_vcvc gives diffusion_ofdm_equalizer"),
     "sparse": Family("sparse", GRID, 2000, 128, "SparseClustered(): 1-3 clusters x 1-2 specular paths, delays "
                      "uniform within 0.8 us (the cyclic prefix), one Doppler shift per path (max 0 Hz)",
-                     linear_prior="separable"),
+                     linear_prior="mixture"),
     "expcorr": Family("expcorr", EXPCORR_GRID, 2000, 256, "CN(0, R), R_ij = 0.9^|i-j|, 64 carriers, 1 symbol"),
 }
 
@@ -125,19 +125,27 @@ def separable_covariance(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # 20 dB: 10 delay spreads left 1.8 dB to the genie, 20 left 0.5 dB, 40 no less).
 MIXTURE_DELAY_SPREADS = 20
 MIXTURE_DOPPLERS = 6
+# The sparse family's mixture: cluster delays on this many bins of the model's span (50 ns, the band's resolution).
+SPARSE_DELAY_BINS = 16
 # The eigenvectors a network keeps of each carrier and symbol factor of the mixture: beyond them the family's
-# eigenvalues are below 2e-8 (carriers) and 1e-11 (symbols) of the largest, far under the noise at 35 dB SNR.
-MIXTURE_RANKS = (16, 3)
+# eigenvalues are far under the noise at 35 dB SNR (tdl: below 2e-8 (carriers) and 1e-11 (symbols) of the largest;
+# sparse: 5 per cluster, the 6th below 1e-6; its channel is static, one symbol factor of rank 1).
+MIXTURE_RANKS = {"tdl": (16, 3), "sparse": (15, 1)}
 
 
 def family_mixture(family: str) -> KroneckerGMM:
-    """The Gaussian mixture that *is* a Gaussian family's channel law, up to the grid of its parameters: one
+    """The Gaussian mixture that *is* a family's channel law, up to the grid of its parameters. ``tdl``: one
     component per (TDL profile, delay spread, Doppler) of :data:`MIXTURE_DELAY_SPREADS` x :data:`MIXTURE_DOPPLERS`
-    points, weighted as the family draws them (profile uniform, delay spread log-uniform, Doppler uniform). With
-    :class:`~diffwireless.gmm_chanest.GMMChannelEstimator` it is the MMSE estimator of the family from pilots: what
-    an estimator trained on the family (a diffusion prior included) can reach without knowing the frame's profile."""
+    points, weighted as the family draws them (profile uniform, delay spread log-uniform, Doppler uniform).
+    ``sparse``: one component per set of delay bins its 1-3 clusters occupy (:data:`SPARSE_DELAY_BINS` bins;
+    :meth:`~diffwireless.fading.SparseClustered.cluster_mixture`), 696 in all: a non-Gaussian law as a mixture of
+    sharp Gaussians. With :class:`~diffwireless.gmm_chanest.GMMChannelEstimator` it is the MMSE estimator of the
+    family from pilots up to that grid: what an estimator trained on the family (a diffusion prior included) can
+    reach without knowing the frame's profile or paths."""
+    if family == "sparse":
+        return model_mixture(*SparseClustered().cluster_mixture(GRID, SPARSE_DELAY_BINS))
     if family != "tdl":
-        raise ValueError(f"family_mixture knows the Gaussian family 'tdl', not {family!r}")
+        raise ValueError(f"family_mixture knows the families 'tdl' and 'sparse', not {family!r}")
     spreads = np.exp(np.linspace(*np.log(TDL_DELAY_SPREAD_S), MIXTURE_DELAY_SPREADS))
     dopplers = np.linspace(*TDL_DOPPLER_HZ, MIXTURE_DOPPLERS)
     return model_mixture([TDL(p, ds, fd).covariance(GRID) for p in "ABC" for ds in spreads for fd in dopplers])
@@ -163,7 +171,7 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
     mixture = family_mixture(family) if fam.linear_prior == "mixture" else None
     if mixture is not None:
         config["linear_prior_mixture"] = [len(distinct_factors(mixture.r_f)[0]), len(distinct_factors(mixture.r_t)[0]),
-                                          mixture.components, *MIXTURE_RANKS]
+                                          mixture.components, *MIXTURE_RANKS[family]]
     model = build_model(name, "grid_mixer", config, schedule)
     if mixture is not None:
         model.network.set_mixture_prior(mixture.weights, mixture.r_f, mixture.r_t, schedule.alphas_cumprod)
@@ -201,9 +209,11 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
         "reproduce": f"dw-train {name}",
     }
     if fam.linear_prior:
+        parts = {"tdl": f"TDL-A/B/C x {MIXTURE_DELAY_SPREADS} delay spreads x {MIXTURE_DOPPLERS} Dopplers",
+                 "sparse": f"one per set of 1-3 occupied delay bins of {SPARSE_DELAY_BINS}"}
         model.card["linear_prior"] = (
-            f"the family's Gaussian mixture: {mixture.components} components (TDL-A/B/C x {MIXTURE_DELAY_SPREADS} "
-            f"delay spreads x {MIXTURE_DOPPLERS} Dopplers), factors kept to ranks {list(MIXTURE_RANKS)}"
+            f"the family's Gaussian mixture: {mixture.components} components ({parts[family]}), factors kept to "
+            f"ranks {list(MIXTURE_RANKS[family])}"
             if mixture is not None else f"the family's separable covariance over {COVARIANCE_FRAMES} frames")
     engine = DenoiseEngine("cpu").start()
     try:

@@ -11,16 +11,17 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
   :data:`GMM_COMPONENTS` Kronecker-structured Gaussians fitted by EM to :data:`GMM_FIT_FRAMES` frames of the
   diffusion prior's own training family (seeded apart), the posterior-weighted mix of their LMMSE estimates: the
   strongest estimator a receiver can train without a network.
-- ``mmse_family`` (profiles served by ``chanest_tdl``): the MMSE estimator of that prior's training family itself,
-  the same posterior-weighted mix over the family's own Gaussian components
-  (:func:`diffwireless.recipes.channel_estimator.family_mixture`: TDL-A/B/C over a grid of its delay spreads and
-  Dopplers) instead of fitted ones: what any estimator trained on the family, a diffusion prior included, can reach
-  without knowing the frame's profile (the genie knows it).
+- ``mmse_family``: the MMSE estimator of the prior's training family itself, the same posterior-weighted mix over
+  the family's own Gaussian components (:func:`diffwireless.recipes.channel_estimator.family_mixture`: for
+  ``chanest_tdl`` TDL-A/B/C over a grid of its delay spreads and Dopplers; for ``chanest_sparse`` one component
+  per set of delay bins the clusters occupy) instead of fitted ones: what any estimator trained on the family, a
+  diffusion prior included, can reach without knowing the frame's profile or paths (the genie LMMSE knows the
+  profile; on the sparse model it is only the best *linear* estimator).
 - ``omp`` (sparse profile): orthogonal matching pursuit over a delay dictionary (:mod:`diffwireless.sparse_chanest`:
   delays over the model's span at 4 points per 50 ns; stops when the residual falls to the noise level).
-- ``diffusion_denoise`` (a): one step from the SNR-matched step; the 14-symbol priors' linear part (``chanest_tdl``:
-  the posterior mean under its family's Gaussian mixture; ``chanest_sparse``: the LMMSE estimate under its family's
-  separable covariance) computed from the pilots, the network's learned part from the interpolated LS grid
+- ``diffusion_denoise`` (a): one step from the SNR-matched step; the 14-symbol priors' linear part (the posterior
+  mean under the family's Gaussian mixture, ``mmse_family``) computed from the pilots, the network's learned part
+  from the interpolated LS grid
   (:class:`~diffwireless.chanest.LearnedCorrectionSampler`).
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
 - ``diffusion_checked``: ``diffusion_denoise`` checked per frame against the pilots
@@ -155,7 +156,7 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
                  "lmmse_genie": (lmmse(ls, cov, mask, nv), 0),
                  "lmmse_mismatched": (lmmse(ls, robust, mask, nv), 0),
                  "gmm": (GMMChannelEstimator(fitted_gmm(model_name, quick), mask, nv).estimate(ls), 0)}
-    if model_name == "chanest_tdl":
+    if FAMILIES[model_name.removeprefix("chanest_")].linear_prior == "mixture":
         estimates["mmse_family"] = (GMMChannelEstimator(mmse_family(model_name), mask, nv).estimate(ls), 0)
     if isinstance(model, SparseClustered):
         estimates["omp"] = (omp_estimator(model, mask, nv).estimate(ls), 0)
