@@ -108,3 +108,19 @@ def test_a_cyclic_prefix_decides_ofdm_whatever_the_softmax_and_novelty_say():
     assert decide_frames(logits, clf, CP_CONTRAST - 0.01)[0] == "unknown"
     out = decide_groups(logits, clf, np.array([0, 0, 1]), np.array([0.2, 0.2, np.nan]))
     assert [d[0] for d in out] == ["ofdm", "unknown"]
+
+
+def test_a_keyed_carrier_decides_ook_unless_a_cyclic_prefix_decides_ofdm():
+    from diffwireless.classifier import decide_frames, decide_groups
+    from diffwireless.frontend import CP_CONTRAST, KEYED_SHARE
+
+    clf = ModulationClassifier("modclass_radio")
+    logits = np.full((3, len(clf.classes) + 1), -5.0)
+    logits[:, clf.classes.index("64qam")] = 5.0
+    logits[:, -1] = -1e9  # known to the network: 64QAM
+    assert decide_frames(logits, clf, 0.0, KEYED_SHARE - 0.01)[0] == "64qam"
+    label, confidence, _, closest = decide_frames(logits, clf, 0.0, KEYED_SHARE + 0.01)
+    assert label == closest == "ook" and confidence == 1.0
+    assert decide_frames(logits, clf, CP_CONTRAST + 0.01, 0.9)[0] == "ofdm"  # the cyclic prefix first
+    out = decide_groups(logits, clf, np.array([0, 1, 1]), None, np.array([0.6, np.nan, np.nan]))
+    assert [d[0] for d in out] == ["ook", "64qam"]

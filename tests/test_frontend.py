@@ -186,3 +186,35 @@ def test_a_cyclic_prefix_is_found_at_its_size_and_single_carrier_bursts_show_non
     ofdm = noisy(ofdm_packets(64, 16, 60, rng), 5.0, rng)
     assert cyclic_prefix_contrast(ofdm, CP_CONTRAST)[0] >= CP_CONTRAST
     assert cyclic_prefix_contrast(noise, CP_CONTRAST)[0] < CP_CONTRAST
+
+
+def ook_telegram(pulses: int, rng, on: int = 60, gap: tuple[int, int] = (40, 160)) -> np.ndarray:
+    """A carrier keyed on for ``on`` samples and off for a random gap, ``pulses`` times (unit carrier power)."""
+    parts = []
+    for _ in range(pulses):
+        parts += [np.ones(on, np.complex64), np.zeros(int(rng.integers(*gap)), np.complex64)]
+    return np.concatenate(parts) * np.exp(2j * np.pi * 0.01 * np.arange(sum(len(p) for p in parts)))
+
+
+def test_a_keyed_carrier_is_off_at_the_noise_for_its_gaps_and_other_bursts_never_are():
+    from diffwireless.frontend import KEYED_SHARE, keyed_share
+
+    rng = np.random.default_rng(8)
+    noise_var = 10 ** (-25 / 10)  # 25 dB under the carrier
+    s = np.sqrt(noise_var / 2)
+
+    def with_noise(x):
+        return (x + s * (rng.standard_normal(len(x)) + 1j * rng.standard_normal(len(x)))).astype(np.complex64)
+
+    telegram = ook_telegram(20, rng)
+    share = keyed_share(with_noise(telegram), noise_var)
+    assert KEYED_SHARE <= share <= np.mean(np.abs(telegram) == 0) + 0.05  # no more than its gaps
+    # Two gaps are not keying; nor is a constant envelope, a QPSK burst or noise.
+    assert keyed_share(with_noise(ook_telegram(3, rng)[:-40]), noise_var) == 0.0
+    assert keyed_share(with_noise(np.ones(4000, np.complex64)), noise_var) < 0.01
+    q = qpsk(600, 8, rng)
+    assert keyed_share(with_noise(q / np.sqrt(np.mean(np.abs(q) ** 2))), noise_var) < KEYED_SHARE / 4
+    assert keyed_share(with_noise(np.zeros(4000, np.complex64)), noise_var) == 0.0
+    # Under 16 dB the noise hides the gaps: not measured.
+    assert keyed_share(with_noise(telegram * 10 ** (-12 / 20)), noise_var) == 0.0
+    assert keyed_share(telegram[:10], noise_var) == keyed_share(telegram, 0.0) == 0.0

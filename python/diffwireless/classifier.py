@@ -23,6 +23,7 @@ from diffwireless.models import DiffusionModel, shared_model
 ARCH = "iq_resnet1d"
 UNKNOWN = "unknown"
 OFDM = "ofdm"  # the class a cyclic prefix decides (see decide_frames)
+OOK = "ook"  # the class on-off keying decides (see decide_frames)
 
 
 def frame_items(frames: np.ndarray) -> np.ndarray:
@@ -145,7 +146,8 @@ class BurstDecision:
     its frames were fitted to (0: as recorded), its number of frames, the median novelty (NaN without one), the
     most likely class (``closest``, the label but for the unknown decision) and its cyclic-prefix contrast
     (:func:`~diffwireless.frontend.cyclic_prefix_contrast`; at :data:`~diffwireless.frontend.CP_CONTRAST` or more
-    it decided ``ofdm``)."""
+    it decided ``ofdm``) and keyed share (:func:`~diffwireless.frontend.keyed_share`; at
+    :data:`~diffwireless.frontend.KEYED_SHARE` or more, and no cyclic prefix, it decided ``ook``)."""
 
     start: int
     end: int
@@ -158,17 +160,18 @@ class BurstDecision:
     novelty: float = float("nan")
     closest: str = ""  # the most likely class even where the decision is unknown
     cyclic_prefix: float = 0.0
+    keyed: float = 0.0
 
 
 def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
-                 cyclic_prefix: float = 0.0) -> tuple[str, float, float, str]:
+                 cyclic_prefix: float = 0.0, keyed: float = 0.0) -> tuple[str, float, float, str]:
     """(label, confidence, median novelty, closest class) of one burst's frames ``[k, frame_len]``
     (:func:`decide_frames`)."""
-    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier, cyclic_prefix)
+    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier, cyclic_prefix, keyed)
 
 
-def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_prefix: float = 0.0
-                  ) -> tuple[str, float, float, str]:
+def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_prefix: float = 0.0,
+                  keyed: float = 0.0) -> tuple[str, float, float, str]:
     """(label, confidence, median novelty, closest class) of the engine output for one burst's frames: the class
     of the highest mean softmax (closest), and as the label ``unknown`` instead for an open-set model whose median
     novelty is over its threshold.
@@ -177,8 +180,13 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_p
     :data:`~diffwireless.frontend.CP_CONTRAST` or more the burst carries an OFDM cyclic prefix, and a model with an
     ``ofdm`` class decides ``ofdm`` with confidence 1 whatever its softmax and novelty say: a cyclic prefix is
     structure no single-carrier class has (no synthetic burst of the other classes reached the threshold where it
-    was measured), and the resampled frames the network sees lose its whole-sample lag."""
-    from diffwireless.frontend import CP_CONTRAST
+    was measured), and the resampled frames the network sees lose its whole-sample lag.
+
+    ``keyed``: the burst's :func:`~diffwireless.frontend.keyed_share`. At :data:`~diffwireless.frontend.KEYED_SHARE`
+    or more (and no cyclic prefix) its carrier is off at the noise for that share of it, repeatedly: a model with an
+    ``ook`` class decides ``ook`` with confidence 1. The frames the network sees are cut from the burst and do not
+    show its gaps as such (a keyed carrier that wanders in frequency between pulses is taken for anything)."""
+    from diffwireless.frontend import CP_CONTRAST, KEYED_SHARE
 
     novelty = float("nan")
     if classifier.novelty_threshold is not None:
@@ -186,6 +194,8 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_p
     mean = softmax(output).mean(axis=0)
     if cyclic_prefix >= CP_CONTRAST and OFDM in classifier.classes:
         return OFDM, 1.0, novelty, OFDM
+    if keyed >= KEYED_SHARE and OOK in classifier.classes:
+        return OOK, 1.0, novelty, OOK
     top = int(np.argmax(mean))
     unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
     closest = classifier.classes[top]
@@ -193,19 +203,21 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_p
 
 
 def decide_groups(output: np.ndarray, classifier: ModulationClassifier, group: np.ndarray,
-                  cyclic_prefix: np.ndarray | None = None) -> list[tuple[str, float, float, str]]:
+                  cyclic_prefix: np.ndarray | None = None, keyed: np.ndarray | None = None
+                  ) -> list[tuple[str, float, float, str]]:
     """:func:`decide_frames` for each run of frames of one group (a burst) of the engine output ``[n, ...]``:
-    ``group [n]`` ascending; one decision per group, in order. ``cyclic_prefix [n]``: each frame's burst's
-    cyclic-prefix contrast (None or NaN: not measured)."""
+    ``group [n]`` ascending; one decision per group, in order. ``cyclic_prefix [n]`` and ``keyed [n]``: each
+    frame's burst's cyclic-prefix contrast and keyed share (None or NaN: not measured)."""
     group = np.asarray(group)
     if len(group) != len(output) or np.any(np.diff(group) < 0):
         raise ValueError(f"need one ascending group index per output row, got {len(group)} for {len(output)}")
     if not len(group):
         return []
     cuts = np.flatnonzero(np.diff(group)) + 1
-    contrast = np.zeros(len(group)) if cyclic_prefix is None else np.nan_to_num(np.asarray(cyclic_prefix), nan=0.0)
-    return [decide_frames(part, classifier, float(c[0]))
-            for part, c in zip(np.split(np.asarray(output), cuts), np.split(contrast, cuts))]
+    contrast, share = (np.zeros(len(group)) if v is None else np.nan_to_num(np.asarray(v, dtype=float), nan=0.0)
+                       for v in (cyclic_prefix, keyed))
+    return [decide_frames(part, classifier, float(c[0]), float(k[0])) for part, c, k in
+            zip(np.split(np.asarray(output), cuts), np.split(contrast, cuts), np.split(share, cuts))]
 
 
 def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
@@ -223,7 +235,8 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
     too easily confident).
     """
     from diffwireless.frontend import (CP_CONTRAST, burst_frames, centre_carrier, cyclic_prefix_contrast, fit_band,
-                                       gate_bursts, occupied_bandwidth, remove_dc, spectral_floor, spread_frames)
+                                       gate_bursts, keyed_share, occupied_bandwidth, remove_dc, spectral_floor,
+                                       spread_frames)
 
     n = classifier.frame_len
     iq = remove_dc(np.asarray(iq, dtype=np.complex64))
@@ -234,11 +247,13 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
     for burst in bursts:
         x = iq[burst.start:burst.end]
         contrast = cyclic_prefix_contrast(x, CP_CONTRAST)[0]
+        keyed = keyed_share(x, burst.noise_power)
         if classifier.band_share is not None:
             frames = burst_frames(x, n, max_frames, classifier.band_share, burst.noise_power)
-            label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast)
+            label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast, keyed)
             out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
-                                     confidence, classifier.band_share, len(frames), novelty, closest, contrast))
+                                     confidence, classifier.band_share, len(frames), novelty, closest, contrast,
+                                     keyed))
             continue
         centred, _ = centre_carrier(x)
         bandwidth = occupied_bandwidth(centred) if len(centred) >= 64 else 1.0
@@ -246,11 +261,11 @@ def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: D
         for share in (0.0, *shares):
             scaled = centred if share == 0.0 else fit_band(centred, max(bandwidth, 1e-3), share)[0]
             frames = spread_frames(scaled, n, max_frames)
-            label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast)
+            label, confidence, novelty, closest = decide_burst(frames, classifier, engine, contrast, keyed)
             tried.append((len(frames) >= 2, confidence, label, share, len(frames), novelty, closest))
         _, confidence, label, share, k, novelty, closest = max(tried, key=lambda t: t[:2])
         out.append(BurstDecision(burst.start, burst.end, burst.snr_db, label, FAMILIES.get(label, UNKNOWN),
-                                 confidence, share, k, novelty, closest, contrast))
+                                 confidence, share, k, novelty, closest, contrast, keyed))
     return out
 
 

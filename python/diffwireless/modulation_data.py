@@ -27,9 +27,9 @@ class ModulationDataset:
     """Frames ``[N, frame_len]`` complex64, their labels ``[N]`` (class names), SNRs ``[N]`` in dB, which
     frames are generated ones (``synthetic`` ``[N]`` bool; all False when not given), the burst each frame was
     cut from (``burst`` ``[N]`` int64, ascending; each frame its own when not given), and that burst's
-    cyclic-prefix contrast as recorded (``cyclic_prefix`` ``[N]``,
-    :func:`~diffwireless.frontend.cyclic_prefix_contrast`; NaN when not measured). Files keep the frames, labels,
-    SNRs and synthetic flags."""
+    cyclic-prefix contrast and keyed share as recorded (``cyclic_prefix`` and ``keyed`` ``[N]``,
+    :func:`~diffwireless.frontend.cyclic_prefix_contrast`, :func:`~diffwireless.frontend.keyed_share`; NaN when not
+    measured). Files keep the frames, labels, SNRs and synthetic flags."""
 
     frames: np.ndarray
     labels: np.ndarray
@@ -37,6 +37,7 @@ class ModulationDataset:
     synthetic: np.ndarray | None = None
     burst: np.ndarray | None = None
     cyclic_prefix: np.ndarray | None = None
+    keyed: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 2 or not len(self.frames) == len(self.labels) == len(self.snr_db):
@@ -51,10 +52,11 @@ class ModulationDataset:
         if len(self.burst) != len(self.frames) or np.any(np.diff(self.burst) < 0):
             raise ValueError(f"need one ascending burst index per frame, got {len(self.burst)} for "
                              f"{len(self.frames)} frames")
-        self.cyclic_prefix = (np.full(len(self.frames), np.nan) if self.cyclic_prefix is None
-                              else np.asarray(self.cyclic_prefix, dtype=np.float64))
-        if len(self.cyclic_prefix) != len(self.frames):
-            raise ValueError(f"{len(self.cyclic_prefix)} cyclic-prefix contrasts for {len(self.frames)} frames")
+        self.cyclic_prefix, self.keyed = (np.full(len(self.frames), np.nan) if v is None else
+                                          np.asarray(v, dtype=np.float64) for v in (self.cyclic_prefix, self.keyed))
+        for name, v in (("cyclic-prefix contrasts", self.cyclic_prefix), ("keyed shares", self.keyed)):
+            if len(v) != len(self.frames):
+                raise ValueError(f"{len(v)} {name} for {len(self.frames)} frames")
 
     def __add__(self, other: "ModulationDataset") -> "ModulationDataset":
         if other.frame_len != self.frame_len:
@@ -66,7 +68,8 @@ class ModulationDataset:
                                  np.concatenate([self.synthetic, other.synthetic]),
                                  np.concatenate([self.burst, other.burst - (other.burst[0] if len(other.burst) else 0)
                                                  + first]),
-                                 np.concatenate([self.cyclic_prefix, other.cyclic_prefix]))
+                                 np.concatenate([self.cyclic_prefix, other.cyclic_prefix]),
+                                 np.concatenate([self.keyed, other.keyed]))
 
     @property
     def burst_starts(self) -> np.ndarray:

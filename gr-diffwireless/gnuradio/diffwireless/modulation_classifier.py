@@ -113,10 +113,11 @@ class modulation_classifier(engine_block):
         decisions = []
         for i, burst in enumerate(seg.bursts):
             label, confidence, novelty, _ = decide_frames(result[seg.owner == i], self.classifier,
-                                                          float(seg.cyclic_prefix[i]))
+                                                          float(seg.cyclic_prefix[i]), float(seg.keyed[i]))
             index = UNKNOWN_INDEX if label == UNKNOWN else self.classes.index(label)
             out[burst.start // n: -(-burst.end // n)] = index
-            decisions.append((burst, label, index, confidence, novelty, float(seg.cyclic_prefix[i])))
+            decisions.append((burst, label, index, confidence, novelty, float(seg.cyclic_prefix[i]),
+                              float(seg.keyed[i])))
         context["decisions"] = decisions
         return out
 
@@ -125,13 +126,13 @@ class modulation_classifier(engine_block):
             return self._frame_tags(context["decided"], context["first_frame"])
         tags = []
         n, first_in = self.classifier.frame_len, context["first_in"]
-        for burst, label, index, confidence, novelty, contrast in context["decisions"]:
+        for burst, label, index, confidence, novelty, contrast, keyed in context["decisions"]:
             if confidence < self.min_confidence:
                 continue
             d = {"label": label, "index": index, "family": FAMILIES.get(label, UNKNOWN), "confidence": confidence,
                  "novelty": novelty, "unknown": label == UNKNOWN, "snr_db": round(burst.snr_db, 2),
                  "start": first_in + burst.start, "end": first_in + burst.end,
-                 "cyclic_prefix": round(contrast, 4)}
+                 "cyclic_prefix": round(contrast, 4), "keyed": round(keyed, 4)}
             value = dict_to_pmt(d)
             tags.append((burst.start // n, CLASS_TAG, value, self._srcid))
             self.message_port_pub(self._port, value)

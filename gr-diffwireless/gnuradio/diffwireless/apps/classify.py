@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from diffwireless.classifier import ModulationClassifier, classify_capture, majority_family
-from diffwireless.frontend import CP_CONTRAST
+from diffwireless.frontend import CP_CONTRAST, KEYED_SHARE
 from diffwireless.engine import acquire_engine, release_engine
 from diffwireless.errors import DiffWirelessError
 from diffwireless.recording import open_recording
@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             for b in res["bursts"][:PRINT_BURSTS]:
                 closest = f", closest {b['closest']}" if b["label"] == "unknown" and b["closest"] else ""
                 prefix = f", cyclic prefix {b['cyclic_prefix']:.2f}" if b["cyclic_prefix"] >= CP_CONTRAST else ""
+                if not prefix and b["keyed"] >= KEYED_SHARE:
+                    prefix = f", keyed {b['keyed']:.2f} of the burst"
                 print(f"    {b['start']:>10d} - {b['end']:>10d}  {b['label']:7s} {b['confidence']:.2f}"
                       f"  ({b['family']}{closest}{prefix})")
             if len(res["bursts"]) > PRINT_BURSTS:

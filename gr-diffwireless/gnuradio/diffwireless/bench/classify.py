@@ -5,8 +5,9 @@ on real recordings, and the block's speed with its front end.
   through the front end; accuracy per SNR (Wilson 95%) of ``modclass_radio`` (12 classes) and its family accuracy
   beside the shipped ``modclass_resnet`` (trained on fixed frames; it knows no ``2fsk``, so it is compared by
   family): of the decision per burst (as the block and ``dw-classify`` decide: the mean softmax over the burst's
-  frames, and ``ofdm`` where the burst as recorded shows a cyclic prefix,
-  :func:`diffwireless.frontend.cyclic_prefix_contrast`), of the same without the cyclic-prefix test
+  frames, ``ofdm`` where the burst as recorded shows a cyclic prefix,
+  :func:`diffwireless.frontend.cyclic_prefix_contrast`, and ``ook`` where its carrier is keyed off at the noise,
+  :func:`diffwireless.frontend.keyed_share`), of the same without the two tests
   (``network_alone_accuracy``, ``modclass_radio``) and of each frame alone (``frame_accuracy``,
   ``frame_family_accuracy``).
 - **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, a classifier trained like ``modclass_radio`` without
@@ -108,10 +109,10 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
         clf = ModulationClassifier(name)
         output = frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None)
         decided = clf.decide(output)
-        per_burst = decide_groups(output, clf, test.burst, test.cyclic_prefix)
+        per_burst = decide_groups(output, clf, test.burst, test.cyclic_prefix, test.keyed)
         units = {"frame_": (np.array([clf.classes[i] for i in decided.index]), test.labels, test.snr_db),
                  "": (np.array([d[3] for d in per_burst]), test.labels[first], test.snr_db[first])}
-        if name == NEW:  # the network alone, without the front end's cyclic-prefix test
+        if name == NEW:  # the network alone, without the front end's cyclic-prefix and keying tests
             alone = decide_groups(output, clf, test.burst)
             units["network_alone_"] = (np.array([d[3] for d in alone]), test.labels[first], test.snr_db[first])
         for prefix, (labels, truth, snr_db) in units.items():
@@ -193,7 +194,8 @@ def max_softmax_threshold(clf: ModulationClassifier, validation: ModulationDatas
     """The lowest mean softmax of the decided class that keeps :data:`KEEP_KNOWN` of the known validation bursts
     at SNR >= 0 dB: the maximum-softmax rule's threshold, set as the shipped rule's is."""
     output = frame_outputs(clf.model, validation.frames, clf.novelty_threshold is not None)
-    confidence = np.array([d[1] for d in decide_groups(output, clf, validation.burst, validation.cyclic_prefix)])
+    confidence = np.array([d[1] for d in decide_groups(output, clf, validation.burst, validation.cyclic_prefix,
+                                                           validation.keyed)])
     first = validation.burst_starts
     return float(np.quantile(confidence[validation.snr_db[first] >= 0], 1 - KEEP_KNOWN))
 

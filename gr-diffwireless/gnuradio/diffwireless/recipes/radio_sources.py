@@ -34,7 +34,7 @@ import math
 import numpy as np
 from gnuradio import analog, blocks, channels, digital, fft, filter as gr_filter, gr
 
-from diffwireless.frontend import BAND_SHARE, CP_CONTRAST, burst_frames, cyclic_prefix_contrast
+from diffwireless.frontend import BAND_SHARE, CP_CONTRAST, burst_frames, cyclic_prefix_contrast, keyed_share
 from diffwireless.modulation_data import FRAME_LEN, ModulationDataset
 from diffwireless.progress import track
 
@@ -238,7 +238,7 @@ def synthesize_radio(bursts_per_point: int, snrs_db: tuple[float, ...], seed: in
     if unknown:
         raise ValueError(f"unknown classes {unknown}; known: {', '.join(RADIO_CLASSES)}")
     rng = np.random.default_rng(seed)
-    frames, labels, snrs, owner, contrast = [], [], [], [], []
+    frames, labels, snrs, owner, contrast, keyed = [], [], [], [], [], []
     for label in track(classes, "radio bursts (classes)"):
         for snr in snrs_db:
             for _ in range(bursts_per_point):
@@ -248,8 +248,9 @@ def synthesize_radio(bursts_per_point: int, snrs_db: tuple[float, ...], seed: in
                 cut = burst_frames(samples, frame_len, frames_per_burst, BAND_SHARE, 10 ** (-snr / 10))
                 owner += [len(frames)] * len(cut)
                 contrast += [cyclic_prefix_contrast(samples, CP_CONTRAST)[0]] * len(cut)
+                keyed += [keyed_share(samples, 10 ** (-snr / 10))] * len(cut)
                 frames.append(cut)
                 labels += [label] * len(cut)
                 snrs += [float(snr)] * len(cut)
     return ModulationDataset(np.concatenate(frames), np.array(labels), np.array(snrs), burst=np.array(owner),
-                             cyclic_prefix=np.array(contrast))
+                             cyclic_prefix=np.array(contrast), keyed=np.array(keyed))
