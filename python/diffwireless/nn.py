@@ -276,7 +276,10 @@ class GridMixer(nn.Module):
         w = y * (a.sqrt() * lam / d) * post[:, :, None, None].to(y.dtype)
         back = torch.matmul(w, ut[ti].transpose(1, 2).unsqueeze(1))  # [K, B, rf, T]
         per_f = torch.zeros(n_f, *back.shape[1:], dtype=back.dtype, device=back.device).index_add_(0, fi, back)
-        return torch.matmul(uf.unsqueeze(1), per_f).sum(dim=0)  # [B, F, T]
+        # sum_k U_f,k per_f[k] as one product over the stacked bases ([F, Kf rf] @ [B, Kf rf, T]), without the
+        # [Kf, B, F, T] of the products apart.
+        stacked = per_f.permute(1, 0, 2, 3).reshape(per_f.shape[1], n_f * rank_f, per_f.shape[3])
+        return torch.matmul(uf.permute(1, 0, 2).reshape(uf.shape[1], n_f * rank_f), stacked)  # [B, F, T]
 
     def linear_eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The noise implied by the LMMSE estimate of ``x0`` from ``x_t`` under the separable prior (or the
