@@ -227,7 +227,8 @@ def test_checked_estimate_keeps_what_explains_the_pilots_and_replaces_what_does_
         checked_estimate({}, ls, mask, nv)
 
 
-def test_an_untrained_network_with_a_mixture_prior_is_the_mixture_mmse(engine, tmp_path):
+@pytest.mark.parametrize("rank_t", [3, 7])  # 2 symbol factors of 3 (< 14 symbols: symbols first) or 7 vectors
+def test_an_untrained_network_with_a_mixture_prior_is_the_mixture_mmse(engine, tmp_path, rank_t):
     """A linear part that is a Gaussian mixture (low-rank factors): the network's one-step estimate from a grid
     in white noise and the split estimate from a pilot lattice are the mixture's posterior mean, and a save and
     load keeps it."""
@@ -243,7 +244,7 @@ def test_an_untrained_network_with_a_mixture_prior_is_the_mixture_mmse(engine, t
     n_f, n_t = len(distinct_factors(mixture.r_f)[0]), len(distinct_factors(mixture.r_t)[0])
     assert (n_f, n_t) == (4, 2)
     config = {"item_shape": [2, *GRID.shape], "channels": 4, "blocks": 1, "time_dim": 16,
-              "linear_prior_steps": 1000, "linear_prior_mixture": [n_f, n_t, len(members), 16, 3]}
+              "linear_prior_steps": 1000, "linear_prior_mixture": [n_f, n_t, len(members), 16, rank_t]}
     model = build_model("mix", "grid_mixer", config, schedule)
     model.network.set_mixture_prior(mixture.weights, mixture.r_f, mixture.r_t, schedule.alphas_cumprod)
     save_model(model, tmp_path / "mix", {"description": "test"})

@@ -262,24 +262,40 @@ class GridMixer(nn.Module):
         ut = torch.complex(self.mix_ut[:, 0], self.mix_ut[:, 1])  # [Kt, T, rt]
         fi, ti = self.mix_pairs[:, 0], self.mix_pairs[:, 1]
         a = a.reshape(1, -1, 1, 1)
-        proj = torch.matmul(uf.conj().transpose(1, 2).unsqueeze(1), z.unsqueeze(0))  # [Kf, B, rf, T]
-        y = torch.matmul(proj[fi], ut[ti].conj().unsqueeze(1))  # [K, B, rf, rt]
+        # All products are over the stacked distinct factors, as single 2-D products, the carrier bases
+        # [Kf rf, F] and the symbol bases [T, Kt rt] applied in the cheaper order (symbols first where the symbol
+        # factors hold fewer vectors than there are symbols, e.g. a static channel); never one product per
+        # component (batches of tiny products, and copies of z per factor, cost more than the arithmetic).
+        n_b, n_c, n_s = z.shape
+        u_c = uf.permute(0, 2, 1).reshape(n_f * rank_f, n_c)  # [Kf rf, F]
+        u_s = ut.permute(1, 0, 2).reshape(n_s, n_t * rank_t)  # [T, Kt rt]
+        symbols_first = n_t * rank_t < n_s
+        if symbols_first:
+            both = u_c.conj() @ (z.reshape(n_b * n_c, n_s) @ u_s.conj()).reshape(n_b, n_c, -1).transpose(0, 1) \
+                .reshape(n_c, -1)  # [Kf rf, B Kt rt]
+        else:
+            both = (u_c.conj() @ z.transpose(0, 1).reshape(n_c, n_b * n_s)).reshape(-1, n_s) @ u_s.conj()
+        both = both.reshape(n_f, rank_f, n_b, n_t, rank_t)
+        y = both[fi, :, :, ti].permute(0, 2, 1, 3)  # [K, B, rf, rt]
         lam = (self.mix_lf[fi][:, :, None] * self.mix_lt[ti][:, None, :]).unsqueeze(1)  # [K, 1, rf, rt]
         d = a * lam + (1.0 - a)
         energy = (z.abs() ** 2).sum(dim=(1, 2))  # [B]
         kept = (y.abs() ** 2).sum(dim=(2, 3))  # [K, B]
-        rest = z.shape[1] * z.shape[2] - rank_f * rank_t
+        rest = n_c * n_s - rank_f * rank_t
         a1 = a.reshape(1, -1)
         loglik = (-(y.abs() ** 2 / d).sum(dim=(2, 3)) - (energy[None] - kept) / (1.0 - a1)
                   - torch.log(d).sum(dim=(2, 3)) - rest * torch.log(1.0 - a1) + self.mix_logw[:, None])
         post = torch.softmax(loglik, dim=0)  # [K, B]
         w = y * (a.sqrt() * lam / d) * post[:, :, None, None].to(y.dtype)
-        back = torch.matmul(w, ut[ti].transpose(1, 2).unsqueeze(1))  # [K, B, rf, T]
-        per_f = torch.zeros(n_f, *back.shape[1:], dtype=back.dtype, device=back.device).index_add_(0, fi, back)
-        # sum_k U_f,k per_f[k] as one product over the stacked bases ([F, Kf rf] @ [B, Kf rf, T]), without the
-        # [Kf, B, F, T] of the products apart.
-        stacked = per_f.permute(1, 0, 2, 3).reshape(per_f.shape[1], n_f * rank_f, per_f.shape[3])
-        return torch.matmul(uf.permute(1, 0, 2).reshape(uf.shape[1], n_f * rank_f), stacked)  # [B, F, T]
+        # The components' estimates summed per (carrier, symbol) factor pair, then back through the factors.
+        per_pair = torch.zeros(n_f, n_t, n_b, rank_f, rank_t, dtype=w.dtype, device=w.device)
+        per_pair.index_put_((fi, ti), w, accumulate=True)
+        per_pair = per_pair.permute(0, 3, 2, 1, 4).reshape(n_f * rank_f, n_b * n_t * rank_t)
+        if symbols_first:
+            h = (u_c.T @ per_pair).reshape(n_c * n_b, n_t * rank_t) @ u_s.T  # [F B, T]
+        else:
+            h = u_c.T @ (per_pair.reshape(-1, n_t * rank_t) @ u_s.T).reshape(n_f * rank_f, n_b * n_s)
+        return h.reshape(n_c, n_b, n_s).transpose(0, 1)  # [B, F, T]
 
     def linear_eps(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The noise implied by the LMMSE estimate of ``x0`` from ``x_t`` under the separable prior (or the
