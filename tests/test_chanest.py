@@ -137,11 +137,19 @@ def test_shipped_sanity_prior_is_within_0_3_db_of_closed_form_lmmse(engine):
         assert exact - 0.05 < got < exact + 0.3, (snr, got, exact)
 
 
+def separable_covariance(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(R_f, R_t)`` of grids ``h [n, F, T]``: the carrier covariance averaged over symbols and the symbol
+    correlation averaged over carriers (unit diagonal), so that ``R_f kron R_t`` is the separable covariance."""
+    n, f, t = h.shape
+    r_f = np.einsum("nft,ngt->fg", h, h.conj()) / (n * t)
+    r_t = np.einsum("nft,nfs->ts", h, h.conj()) / (n * f)
+    return r_f, r_t / np.real(np.mean(np.diag(r_t)))
+
+
 def test_untrained_network_with_the_exact_linear_prior_is_the_genie_lmmse(engine, tmp_path):
     """With the channel's own covariance as its linear prior and the learned part at its zero start, one DDIM step
     from the matched step is the LMMSE estimate; the buffers survive a save and load."""
     from diffwireless.models import load_model, save_model
-    from diffwireless.recipes.channel_estimator import separable_covariance
 
     schedule = NoiseSchedule(1000, "linear")
     channel = TDL("A", 30e-9, 100.0)

@@ -371,11 +371,12 @@ class StreamFrontEnd:
         parts, owner, contrast, keyed = [], [], [], []
         dc = x.mean()
         for i, b in enumerate(bursts):
-            frames = burst_frames(x[b.start:b.end] - dc, self.frame_len, self.max_frames, self.share, floor)
+            burst = x[b.start:b.end] - dc
+            frames = burst_frames(burst, self.frame_len, self.max_frames, self.share, floor)
             parts.append(frames)
             owner += [i] * len(frames)
-            contrast.append(cyclic_prefix_contrast(x[b.start:b.end] - dc, CP_CONTRAST)[0])
-            keyed.append(keyed_share(x[b.start:b.end] - dc, floor))
+            contrast.append(cyclic_prefix_contrast(burst, CP_CONTRAST)[0])
+            keyed.append(keyed_share(burst, floor))
         frames = np.concatenate(parts) if parts else np.zeros((0, self.frame_len), np.complex64)
         return SegmentFrames(bursts, frames, np.asarray(owner, dtype=np.int64), np.asarray(contrast, dtype=float),
                              np.asarray(keyed, dtype=float))

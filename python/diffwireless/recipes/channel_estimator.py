@@ -23,8 +23,8 @@ a Gaussian model of the family and leaves the network to learn the rest: the fam
 (:func:`family_mixture`; ``tdl``: one component per profile, delay spread and Doppler of a grid over the family's
 ranges; ``sparse``: one per set of delay bins its clusters occupy; each kept to its leading :data:`MIXTURE_RANKS`
 eigenvectors), its posterior mean. A single covariance of the whole family is the average of sharp ones: its
-LMMSE stays 2-10 dB behind each TDL profile's own, and on the sparse model (``separable`` below, measured on
-``COVARIANCE_FRAMES`` frames) 4 dB behind the mixture's estimate at 20 dB. Without a linear prior
+LMMSE stays 2-10 dB behind each TDL profile's own, and on the sparse model 4 dB behind the mixture's estimate at
+20 dB (the earlier ``chanest_sparse``, whose linear part was that covariance). Without a linear prior
 the 77k-parameter network, in the 2000 steps this CPU recipe affords, stayed 3-5 dB behind the linear estimator
 (measured on the earlier models; the numbers are in ``models/README.md``'s history).
 """
@@ -64,7 +64,6 @@ TDL_DOPPLER_HZ = (0.0, 500.0)
 TRAIN_NSR_DB = (-35.0, 10.0)  # noise-to-signal ratio of the training states: SNR -10 .. 35 dB
 NETWORK = {"channels": 16, "blocks": 4, "time_dim": 64}
 LR = 2e-3
-COVARIANCE_FRAMES = 8192
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ class Family:
     iterations: int
     batch: int
     description: str
-    linear_prior: str = ""  # "": none; "separable": the family's covariance; "mixture": :func:`family_mixture`
+    mixture_prior: bool = False  # the network's linear part is the family's own mixture (:func:`family_mixture`)
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` frames ``[n, F, T]``."""
@@ -100,24 +99,15 @@ FAMILIES = {
     "tdl": Family("tdl", GRID, 2000, 128, "3GPP TR 38.901 TDL-A/B/C (uniform), RMS delay spread log-uniform "
                   f"{TDL_DELAY_SPREAD_S[0] * 1e9:g}-{TDL_DELAY_SPREAD_S[1] * 1e9:g} ns, max Doppler uniform "
                   f"{TDL_DOPPLER_HZ[0]:g}-{TDL_DOPPLER_HZ[1]:g} Hz, Rayleigh taps with exact Jakes correlation",
-                  linear_prior="mixture"),
+                  mixture_prior=True),
     "tdl_sym": Family("tdl_sym", SYM_GRID, 3000, 256, "one OFDM symbol of the tdl family with a timing offset "
                       f"uniform in {TIMING_OFFSET_SAMPLES[0]}..{TIMING_OFFSET_SAMPLES[1]} samples (20 MHz): the "
                       "preamble taps that digital.ofdm_chanest_vcvc gives diffusion_ofdm_equalizer"),
     "sparse": Family("sparse", GRID, 2000, 128, "SparseClustered(): 1-3 clusters x 1-2 specular paths, delays "
                      "uniform within 0.8 us (the cyclic prefix), one Doppler shift per path (max 0 Hz)",
-                     linear_prior="mixture"),
+                     mixture_prior=True),
     "expcorr": Family("expcorr", EXPCORR_GRID, 2000, 256, "CN(0, R), R_ij = 0.9^|i-j|, 64 carriers, 1 symbol"),
 }
-
-
-def separable_covariance(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(R_f, R_t)`` of grids ``h [n, F, T]``: the carrier covariance averaged over symbols and the symbol
-    correlation averaged over carriers (unit diagonal), so that ``R_f kron R_t`` is the separable covariance."""
-    n, f, t = h.shape
-    r_f = np.einsum("nft,ngt->fg", h, h.conj()) / (n * t)
-    r_t = np.einsum("nft,nfs->ts", h, h.conj()) / (n * f)
-    return r_f, r_t / np.real(np.mean(np.diag(r_t)))
 
 
 # The grid of the tdl family's parameters that its Gaussian mixture spans: delay spreads log-spaced over
@@ -166,19 +156,14 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
     schedule = NoiseSchedule(1000, "linear")
     name = name_for(family)
     config = dict(NETWORK, item_shape=[2, *fam.grid.shape])
-    if fam.linear_prior:
-        config["linear_prior_steps"] = schedule.num_train_steps
-    mixture = family_mixture(family) if fam.linear_prior == "mixture" else None
+    mixture = family_mixture(family) if fam.mixture_prior else None
     if mixture is not None:
+        config["linear_prior_steps"] = schedule.num_train_steps
         config["linear_prior_mixture"] = [len(distinct_factors(mixture.r_f)[0]), len(distinct_factors(mixture.r_t)[0]),
                                           mixture.components, *MIXTURE_RANKS[family]]
     model = build_model(name, "grid_mixer", config, schedule)
     if mixture is not None:
         model.network.set_mixture_prior(mixture.weights, mixture.r_f, mixture.r_t, schedule.alphas_cumprod)
-    elif fam.linear_prior == "separable":
-        model.network.set_linear_prior(*separable_covariance(fam.sample(COVARIANCE_FRAMES,
-                                                                         np.random.default_rng(seed + 2))),
-                                       schedule.alphas_cumprod)
     net = model.network.train()
     opt = torch.optim.Adam(net.parameters(), lr=LR)
     lr_sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=iterations, pct_start=0.05)
@@ -208,13 +193,12 @@ def train(out_dir: str | Path, family: str, seed: int = SEED, iterations: int | 
         "input_convention": "grid [2, carriers, symbols] = sqrt(2) (Re H, Im H); carriers ascending",
         "reproduce": f"dw-train {name}",
     }
-    if fam.linear_prior:
+    if mixture is not None:
         parts = {"tdl": f"TDL-A/B/C x {MIXTURE_DELAY_SPREADS} delay spreads x {MIXTURE_DOPPLERS} Dopplers",
                  "sparse": f"one per set of 1-3 occupied delay bins of {SPARSE_DELAY_BINS}"}
         model.card["linear_prior"] = (
             f"the family's Gaussian mixture: {mixture.components} components ({parts[family]}), factors kept to "
-            f"ranks {list(MIXTURE_RANKS[family])}"
-            if mixture is not None else f"the family's separable covariance over {COVARIANCE_FRAMES} frames")
+            f"ranks {list(MIXTURE_RANKS[family])}")
     engine = DenoiseEngine("cpu").start()
     try:
         model.card["evaluation"] = evaluate(model, fam, engine, seed + 1, eval_frames)
@@ -234,6 +218,7 @@ def evaluate(model: DiffusionModel, fam: Family, engine: DenoiseEngine, seed: in
     # The family's covariance: mean h h^H over the test frames (the mixture of profiles has no closed form).
     flat = h.reshape(n, -1)
     cov = flat.T @ flat.conj() / n
+    mixture = family_mixture(fam.name) if fam.mixture_prior else None
     rows = []
     for snr in (0.0, 10.0, 20.0):
         ls = observe(h, mask, snr, rng)
@@ -241,10 +226,9 @@ def evaluate(model: DiffusionModel, fam: Family, engine: DenoiseEngine, seed: in
                      "lmmse_family_cov": nmse_db(lmmse(ls, cov, mask, float(snr_noise_var(snr))), h),
                      "diffusion_1_step": nmse_db(one.estimate(ls, snr, engine), h),
                      "diffusion_4_steps": nmse_db(four.estimate(ls, snr, engine), h)})
-        if fam.linear_prior == "mixture":
+        if mixture is not None:
             nv = float(snr_noise_var(snr))
-            rows[-1]["mmse_family_mixture"] = nmse_db(GMMChannelEstimator(family_mixture(fam.name), mask, nv)
-                                                      .estimate(ls), h)
+            rows[-1]["mmse_family_mixture"] = nmse_db(GMMChannelEstimator(mixture, mask, nv).estimate(ls), h)
     doc: dict[str, Any] = {"frames": n, "pilots": "every resource element", "nmse_db": rows}
     if fam.name == "expcorr":
         r, _ = ExpCorrelated(0.9).covariance(fam.grid)

@@ -21,8 +21,7 @@ carriers, 14 symbols), per channel profile and pilot pattern, all methods on the
   delays over the model's span at 4 points per 50 ns; stops when the residual falls to the noise level).
 - ``diffusion_denoise`` (a): one step from the SNR-matched step; the 14-symbol priors' linear part (the posterior
   mean under the family's Gaussian mixture, ``mmse_family``) computed from the pilots, the network's learned part
-  from the interpolated LS grid
-  (:class:`~diffwireless.chanest.LearnedCorrectionSampler`).
+  from the interpolated LS grid (:class:`~diffwireless.chanest.LearnedCorrectionSampler`).
 - ``diffusion_guided`` (b): DDIM from the SNR-matched step with pilot consistency after every network call.
 - ``diffusion_checked``: ``diffusion_denoise`` checked per frame against the pilots
   (:func:`diffwireless.chanest.checked_estimate`, the OFDM equalizer's do-no-harm rule): where it leaves more than
@@ -156,7 +155,7 @@ def nmse_point(profile: str, pattern: str, snr_db: float, frames: int, engine, r
                  "lmmse_genie": (lmmse(ls, cov, mask, nv), 0),
                  "lmmse_mismatched": (lmmse(ls, robust, mask, nv), 0),
                  "gmm": (GMMChannelEstimator(fitted_gmm(model_name, quick), mask, nv).estimate(ls), 0)}
-    if FAMILIES[model_name.removeprefix("chanest_")].linear_prior == "mixture":
+    if FAMILIES[model_name.removeprefix("chanest_")].mixture_prior:
         estimates["mmse_family"] = (GMMChannelEstimator(mmse_family(model_name), mask, nv).estimate(ls), 0)
     if isinstance(model, SparseClustered):
         estimates["omp"] = (omp_estimator(model, mask, nv).estimate(ls), 0)
