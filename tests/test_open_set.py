@@ -213,15 +213,50 @@ def test_knn_novelty_is_the_distance_to_the_kth_nearest_bank_frame(model, tmp_pa
             load_model(tmp_path / "bad.safetensors")
 
 
-def test_novelty_scales_per_snr_keep_the_share_of_known_frames_at_each_snr():
-    from diffwireless.recipes.modulation_classifier import snr_novelty_scales
+def test_sibling_frames_are_other_frames_of_the_same_burst():
+    from diffwireless.recipes.modulation_classifier import sibling_frames
 
-    rng = np.random.default_rng(0)
-    snr_db = np.repeat([0.0, 10.0, 20.0], 1000)
-    scores = rng.uniform(0, 1, len(snr_db)) * np.repeat([3.0, 2.0, 1.0], 1000)  # noisier frames lie further out
-    snrs, scales = snr_novelty_scales(scores, snr_db, 0.9)
-    assert snrs.tolist() == [0.0, 10.0, 20.0]
-    np.testing.assert_allclose(scales, [2.7, 1.8, 0.9], rtol=0.05)
-    relative = scores / np.interp(snr_db, snrs, scales)
-    for s in snrs:  # over its own SNR's scale, each SNR keeps the same share
-        assert np.mean(relative[snr_db == s] <= 1.0) == pytest.approx(0.9, abs=0.01)
+    burst = np.array([0, 0, 0, 1, 2, 2])  # bursts of 3, 1 and 2 frames
+    frames_ = np.repeat(np.arange(6), 50)
+    draws = np.random.default_rng(0).integers(0, 1 << 30, len(frames_))
+    sib = sibling_frames(burst, frames_, draws)
+    assert np.all(burst[sib] == burst[frames_])
+    assert np.all(sib[frames_ == 3] == 3)  # alone in its burst: itself
+    assert np.all(sib[frames_ != 3] != frames_[frames_ != 3])
+    assert set(sib[frames_ == 0]) == {1, 2}  # both others are drawn
+
+
+def test_burst_contrastive_loss_is_low_for_pairs_that_match_and_high_for_pairs_that_do_not():
+    from diffwireless.recipes.modulation_classifier import burst_contrastive_loss
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(16, 32, generator=g)
+    matched = burst_contrastive_loss(torch.cat([a, a + 0.01 * torch.randn(16, 32, generator=g)]))
+    shuffled = burst_contrastive_loss(torch.cat([a, a[torch.randperm(16, generator=g)]]))
+    assert float(matched) < 0.1 < 2.0 < float(shuffled)
+    with pytest.raises(ValueError, match="even"):
+        burst_contrastive_loss(torch.randn(5, 4))
+
+
+def test_contrastive_training_keeps_a_bursts_frames_together_and_refuses_a_bad_weight():
+    from diffwireless.modulation_data import ModulationDataset
+    from diffwireless.recipes.modulation_classifier import fit_classifier
+
+    rng = np.random.default_rng(1)
+    # Tones: each burst one frequency over its two frames, bursts apart in frequency; one class.
+    f = np.repeat(rng.uniform(-0.4, 0.4, 48), 2)[:, None]
+    x = np.exp(2j * np.pi * f * np.arange(256)[None] + 2j * np.pi * rng.uniform(size=(96, 1))).astype(np.complex64)
+    ds = ModulationDataset(x, np.array(["tone"] * 96), np.zeros(96), burst=np.repeat(np.arange(48), 2))
+    model, record = fit_classifier(ds, 0, iterations=60, classes=("tone",), widths=(8, 8), contrast=1.0)
+    assert "burst-contrastive" in record["loss"]
+    with torch.no_grad():
+        u = torch.nn.functional.normalize(model.network.eval().features(torch.from_numpy(frame_items(x))), dim=1)
+    similarity = (u @ u.T).numpy()
+    np.fill_diagonal(similarity, -np.inf)
+    same = similarity[np.arange(0, 96, 2), np.arange(1, 96, 2)]
+    similarity[np.arange(0, 96, 2), np.arange(1, 96, 2)] = -np.inf
+    nearest_other = similarity[np.arange(0, 96, 2)].max(axis=1)
+    # Its burst's other frame is the nearest of all for most bursts (trained without the term: about half).
+    assert np.mean(same > nearest_other) >= 0.65
+    with pytest.raises(ValueError, match="contrast"):
+        fit_classifier(ds, 0, iterations=1, classes=("tone",), contrast=-1.0)

@@ -20,13 +20,42 @@ from diffwireless.progress import track
 
 ITERATIONS, BATCH, LR = 1500, 128, 3e-3
 AUGMENTATIONS = ("none", "rotation", "classical")
+# The burst-contrastive term (``contrast`` > 0): pairs of frames of one burst per step, and the temperature of
+# their cosine similarities.
+CONTRAST_PAIRS, CONTRAST_TEMPERATURE = 64, 0.1
+
+
+def sibling_frames(burst: np.ndarray, frames: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """For each frame index of ``frames [P]``, another frame of its burst (``burst [N]``: ascending burst index per
+    frame), chosen by the non-negative integers ``draws [P]``; the frame itself where its burst has one frame."""
+    burst = np.asarray(burst)
+    starts = np.r_[0, np.flatnonzero(np.diff(burst)) + 1]
+    sizes = np.diff(np.r_[starts, len(burst)])
+    first, size = np.repeat(starts, sizes)[frames], np.repeat(sizes, sizes)[frames]
+    step = np.where(size > 1, 1 + np.asarray(draws) % np.maximum(size - 1, 1), 0)
+    return first + (frames - first + step) % size
+
+
+def burst_contrastive_loss(features: torch.Tensor, temperature: float = CONTRAST_TEMPERATURE) -> torch.Tensor:
+    """The NT-Xent loss (Chen et al., SimCLR, ICML 2020) of ``features [2P, F]``: rows ``i`` and ``P + i`` are two
+    frames of one burst (a positive pair), every other row a negative. Pulls a burst's frames together and pushes
+    other bursts away on the unit sphere, so that the features keep what tells one transmission from another (rate,
+    pulse, constellation) rather than only what separates the training classes: what the k-nearest novelty reads."""
+    n = features.shape[0]
+    if n % 2 or n < 4:
+        raise ValueError(f"need an even number >= 4 of feature rows (pairs), got {n}")
+    u = torch.nn.functional.normalize(features, dim=1)
+    similarity = (u @ u.T / temperature).masked_fill(torch.eye(n, dtype=torch.bool), float("-inf"))
+    p = n // 2
+    target = torch.cat([torch.arange(p, n), torch.arange(0, p)])
+    return torch.nn.functional.cross_entropy(similarity, target)
 
 
 def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATIONS, name: str = "modclass",
                    classes: tuple[str, ...] = CLASSES, augment: str = "rotation",
                    synthetic: ModulationDataset | None = None, open_set: bool = False,
-                   widths: tuple[int, ...] | None = None, input_features: tuple[str, ...] = ()
-                   ) -> tuple[DiffusionModel, dict]:
+                   widths: tuple[int, ...] | None = None, input_features: tuple[str, ...] = (),
+                   contrast: float = 0.0) -> tuple[DiffusionModel, dict]:
     """Train a classifier on ``ds`` (plus ``synthetic`` frames, drawn like real ones); returns the model (card not
     yet filled) and the training record.
 
@@ -35,9 +64,16 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     With ``open_set`` the network holds a feature model, fitted here on the training frames
     (:func:`fit_feature_model`). ``widths``: the network's stage widths (default: ``iq_resnet1d``'s);
     ``input_features``: channels the network derives from the IQ (:data:`diffwireless.nn.IQ_FEATURES`).
+    ``contrast``: the weight of :func:`burst_contrastive_loss` beside the cross-entropy, on
+    :data:`CONTRAST_PAIRS` pairs of frames of one burst (``ds.burst``) a step, each with the same augmentation
+    (0: none; needs no ``synthetic`` frames and one process).
     """
     if augment not in AUGMENTATIONS:
         raise ValueError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}")
+    if not (np.isfinite(contrast) and contrast >= 0):
+        raise ValueError(f"contrast must be a finite weight >= 0, got {contrast!r}")
+    if contrast and (synthetic is not None or distributed_record()):
+        raise ValueError("the burst-contrastive term trains on the bursts of ds alone, in one process")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     config = {"item_shape": [2, ds.frame_len], "num_classes": len(classes)}
@@ -57,12 +93,22 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     trained = wrap(net)  # over several processes: each trains on its share of the global batch
     for _ in track(range(iterations), "classifier"):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
+        if contrast:
+            anchors = torch.randint(0, len(x), (CONTRAST_PAIRS,), generator=gen).numpy()
+            draws = torch.randint(0, 1 << 30, (CONTRAST_PAIRS,), generator=gen).numpy()
+            pairs = torch.from_numpy(np.r_[anchors, sibling_frames(ds.burst, anchors, draws)])
+            idx = torch.cat([idx, pairs])
         xb = x[idx]
         if augment == "rotation":
             xb = random_phase(xb, gen)
         elif augment == "classical":
             xb = classical_augment(xb, gen)
-        loss = torch.nn.functional.cross_entropy(trained(shard(xb)), shard(y[idx]))
+        if contrast:  # one pass over both parts: batch norm sees them together
+            f = net.features(xb)
+            loss = (torch.nn.functional.cross_entropy(net.head(f[:BATCH]), y[idx[:BATCH]])
+                    + contrast * burst_contrastive_loss(f[BATCH:]))
+        else:
+            loss = torch.nn.functional.cross_entropy(trained(shard(xb)), shard(y[idx]))
         losses.append(optimizer_step(opt, sched, loss))
     net.eval()
     if open_set:
@@ -70,7 +116,10 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     loss_note = {"none": "cross-entropy", "rotation": "cross-entropy; random carrier phase per frame",
                  "classical": "cross-entropy; classical augmentation per frame (phase, flip, shift, CFO, noise)"}
     return model, {"seed": seed, "iterations": iterations, "batch": BATCH, "optimizer": f"Adam lr {LR}, cosine",
-                   "loss": loss_note[augment], "train_frames": len(ds.frames),
+                   "loss": loss_note[augment] + (f"; + {contrast:g} x burst-contrastive (NT-Xent, "
+                                                 f"{CONTRAST_PAIRS} pairs of frames of one burst, temperature "
+                                                 f"{CONTRAST_TEMPERATURE:g})" if contrast else ""),
+                   "train_frames": len(ds.frames),
                    "synthetic_frames": 0 if synthetic is None else len(synthetic.frames),
                    "final_loss_mean_last_100": float(np.mean(losses[-100:])),
                    "seconds_on_cpu": round(time.time() - t0, 1), **distributed_record()}
@@ -133,16 +182,6 @@ def class_novelty_scales(known_scores: np.ndarray, decided: np.ndarray, n_classe
     pooled = novelty_threshold(scores, keep)
     return np.array([novelty_threshold(scores[decided == c], keep) if np.sum(decided == c) >= min_frames else pooled
                      for c in range(n_classes)])
-
-
-def snr_novelty_scales(known_scores: np.ndarray, snr_db: np.ndarray, keep: float = 0.95
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """Per SNR of the known frames (their scores ``[N]`` and SNRs ``[N]``, dB), the novelty that keeps ``keep`` of
-    them: (the SNRs ascending ``[S]``, the scales ``[S]``). A frame's novelty over the scale at its SNR
-    (:func:`numpy.interp` between them) compares it with known frames as noisy as it is."""
-    snr_db = np.asarray(snr_db, dtype=np.float64)
-    snrs = np.unique(snr_db)
-    return snrs, np.array([novelty_threshold(np.asarray(known_scores)[snr_db == s], keep) for s in snrs])
 
 
 def novelty_threshold(known_scores: np.ndarray, keep: float = 0.95) -> float:

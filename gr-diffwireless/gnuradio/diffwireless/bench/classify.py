@@ -45,7 +45,7 @@ from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
 from diffwireless.recipes.modulation_classifier import (class_novelty_scales, fit_classifier, frame_outputs,
-                                                        snr_novelty_scales, with_feature_bank)
+                                                        with_feature_bank)
 from diffwireless.recording import open_recording
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
@@ -58,6 +58,9 @@ TEST_SEED, HELD_OUT_SEED = 101, 100
 # Classes held out of training, measured as the unknown: the pair the literature names (each close to a known
 # class: QPSK, high-index 2-FSK) and a pair unlike the rest (OOK telegrams, OFDM).
 HELD_OUT_PAIRS = (("8psk", "wbfm"), ("ook", "ofdm"))
+# The candidate training beside the shipped recipe's: its burst-contrastive weight; and the candidate k-nearest rule
+# beside the shipped one: a nearer neighbour in a bank of (up to) this many training frames.
+CONTRAST, NEAR_K, NEAR_BANK = 1.0, 5, 16384
 SNRS_DB = tuple(float(s) for s in range(-10, 31, 4))
 RTL_SDR_RATE = 2.4e6
 CONFIDENT = 0.9
@@ -140,43 +143,51 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
     known_classes = tuple(c for c in RADIO_CLASSES if c not in held_out)
     train = synthesize_radio(cfg["held_out_bursts"], tuple(float(s) for s in range(-10, 31, 2)), seed,
                              known_classes)
-    model, record = fit_classifier(train, seed, iterations=cfg["held_out_iterations"], name="modclass_held_out",
-                                   classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS,
-                                   input_features=INPUT_FEATURES)
     # The per-class scales as the recipe fits them: known validation frames of their own seed, SNR >= 0 dB.
     validation = synthesize_radio(cfg["validation_bursts"], tuple(float(s) for s in range(0, 31, 2)), seed + 50,
                                   known_classes)
-    val = frame_outputs(model, validation.frames, open_set=True)
-    scales = class_novelty_scales(val[:, -1], val[:, :-1].argmax(axis=1), len(known_classes), KEEP_KNOWN)
     high = test.snr_db >= 0
     held = np.isin(test.labels, held_out)
-    out = frame_outputs(model, test.frames, open_set=True)
-    logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
-    peak = logits.max(axis=1, keepdims=True)
-    energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
-    # The shipped rule: the k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training frames);
-    # beside it the same over what it is for known validation frames at the frame's SNR.
-    banked = with_feature_bank(model, train.frames, BANK_SIZE, KNN_K, seed)
-    knn = frame_outputs(banked, test.frames, True)[:, -1].astype(np.float64)
-    snrs, snr_scales = snr_novelty_scales(frame_outputs(banked, validation.frames, True)[:, -1], validation.snr_db,
-                                          KEEP_KNOWN)
-    p_known = softmax(logits)
     full = ModulationClassifier(NEW)
     p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])[
         :, [full.classes.index(c) for c in held_out]].sum(axis=1)
     reference = f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"
-    scores = {f"knn (k={KNN_K}, bank {BANK_SIZE}) (shipped)": knn,
-              "knn relative to known frames at the frame's SNR": knn / np.interp(test.snr_db, snrs, snr_scales),
-              "mahalanobis": distance, "mahalanobis relative to the decided class": distance / scales[
-                  logits.argmax(axis=1)],
-              "energy": -energy, "max_softmax": 1 - p_known.max(axis=1), reference: p_full}
+    scores, softmaxes, records = {}, {reference: p_full}, {}
+    for training, contrast in (("", 0.0), ("burst-contrastive: ", CONTRAST)):
+        model, record = fit_classifier(train, seed, iterations=cfg["held_out_iterations"], name="modclass_held_out",
+                                       classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS,
+                                       input_features=INPUT_FEATURES, contrast=contrast)
+        out = frame_outputs(model, test.frames, open_set=True)
+        logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
+        p_known = softmax(logits)
+        # The shipped rule: the k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training
+        # frames); beside it a nearer neighbour in a larger bank.
+        for k, size in ((KNN_K, BANK_SIZE), (NEAR_K, NEAR_BANK)):
+            banked = with_feature_bank(model, train.frames, size, k, seed)
+            name = f"{training}knn (k={k}, bank {min(size, len(train.frames))})"
+            scores[name + (" (shipped)" if (contrast, k) == (0.0, KNN_K) else "")] = frame_outputs(
+                banked, test.frames, True)[:, -1].astype(np.float64)
+            records[name] = record
+        if not contrast:
+            val = frame_outputs(model, validation.frames, open_set=True)
+            scales = class_novelty_scales(val[:, -1], val[:, :-1].argmax(axis=1), len(known_classes), KEEP_KNOWN)
+            peak = logits.max(axis=1, keepdims=True)
+            energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
+            scores.update({"mahalanobis": distance,
+                           "mahalanobis relative to the decided class": distance / scales[logits.argmax(axis=1)],
+                           "energy": -energy})
+        softmaxes[f"{training}max_softmax"] = p_known
+        scores[f"{training}max_softmax"] = 1 - p_known.max(axis=1)
+        records[f"{training}max_softmax"] = record
+    scores[reference] = p_full
     # Per burst, as the block decides: the median novelty of the burst's frames; the softmax scores from the mean
     # softmax over them.
     first = test.burst_starts
     cuts = first[1:]
     per_burst = {name: np.array([np.median(part) for part in np.split(score, cuts)]) for name, score in scores.items()}
-    per_burst["max_softmax"] = np.array([1 - part.mean(axis=0).max() for part in np.split(p_known, cuts)])
-    per_burst[reference] = np.array([part.mean() for part in np.split(p_full, cuts)])
+    for name, p in softmaxes.items():
+        per_burst[name] = (np.array([part.mean() for part in np.split(p, cuts)]) if name == reference else
+                           np.array([1 - part.mean(axis=0).max() for part in np.split(p, cuts)]))
     rows = []
     for prefix, values, mask_high, mask_held, unit in (
             ("", per_burst, high[first], held[first], "bursts"), ("frame_", scores, high, held, "frames")):
@@ -186,7 +197,8 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
             rows.append(BenchRow(name, f"known {len(known_classes)} classes vs held-out {'+'.join(held_out)}, "
                                  "snr_db >= 0", prefix + "auroc", auc, *hanley_mcneil(auc, len(neg), len(pos)), nfe=1,
                                  extra={f"known_{unit}": int(len(neg)), f"unknown_{unit}": int(len(pos)),
-                                        "training": record, "default": name.endswith("(shipped)")}))
+                                        "training": records.get(name.removesuffix(" (shipped)"), "modclass_radio"),
+                                        "default": name.endswith("(shipped)")}))
     return rows
 
 
