@@ -186,6 +186,27 @@ def test_a_cyclic_prefix_is_found_at_its_size_and_single_carrier_bursts_show_non
     ofdm = noisy(ofdm_packets(64, 16, 60, rng), 5.0, rng)
     assert cyclic_prefix_contrast(ofdm, CP_CONTRAST)[0] >= CP_CONTRAST
     assert cyclic_prefix_contrast(noise, CP_CONTRAST)[0] < CP_CONTRAST
+    # A size tried first (a stream's earlier bursts) finds the same, and right or wrong leaves the decision alone.
+    big = noisy(ofdm_packets(256, 64, 60, rng), 5.0, rng)
+    for first in (256, 64, 0):
+        contrast, got_fft, got_cp = cyclic_prefix_contrast(big, CP_CONTRAST, first)
+        assert contrast >= CP_CONTRAST and (got_fft, got_cp) == (256, 64)
+        assert cyclic_prefix_contrast(noise, CP_CONTRAST, first)[0] < CP_CONTRAST
+
+
+def test_the_stream_front_end_tries_the_size_of_its_last_cyclic_prefix_first(monkeypatch):
+    import diffwireless.frontend as fe
+
+    rng = np.random.default_rng(5)
+    tried = []
+    measure = fe.cyclic_prefix_contrast
+    monkeypatch.setattr(fe, "cyclic_prefix_contrast", lambda x, floor=0.0, first_fft=0: (
+        tried.append(first_fft), measure(x, floor, first_fft))[1])
+    stream = fe.StreamFrontEnd(1024, gate=False)
+    ofdm = noisy(ofdm_packets(256, 64, 120, rng), 20.0, rng)
+    for part in np.array_split(ofdm, 3):
+        assert stream.segment(part).cyclic_prefix[0] >= fe.CP_CONTRAST
+    assert tried == [0, 256, 256]
 
 
 def ook_telegram(pulses: int, rng, on: int = 60, gap: tuple[int, int] = (40, 160)) -> np.ndarray:

@@ -345,6 +345,7 @@ class StreamFrontEnd:
         self.threshold_db, self.hold, self.gate = float(threshold_db), int(hold), bool(gate)
         self._floors: list[float] = []
         self.memory = int(memory)
+        self._cp_fft = 0  # the FFT size of the last burst with a cyclic prefix: tried first on the next
 
     def floor(self, power: np.ndarray) -> float:
         """Take the floor of a stretch (its :func:`smoothed_power`) into the memory; returns the tracked floor. A
@@ -375,7 +376,9 @@ class StreamFrontEnd:
             frames = burst_frames(burst, self.frame_len, self.max_frames, self.share, floor)
             parts.append(frames)
             owner += [i] * len(frames)
-            contrast.append(cyclic_prefix_contrast(burst, CP_CONTRAST)[0])
+            value, n_fft, _ = cyclic_prefix_contrast(burst, CP_CONTRAST, self._cp_fft)
+            self._cp_fft = n_fft if value >= CP_CONTRAST else self._cp_fft
+            contrast.append(value)
             keyed.append(keyed_share(burst, floor))
         frames = np.concatenate(parts) if parts else np.zeros((0, self.frame_len), np.complex64)
         return SegmentFrames(bursts, frames, np.asarray(owner, dtype=np.int64), np.asarray(contrast, dtype=float),
@@ -428,7 +431,7 @@ CP_WINDOW_SYMBOLS = 4
 CP_CONTRAST = 0.08
 
 
-def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0) -> tuple[float, int, int]:
+def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0, first_fft: int = 0) -> tuple[float, int, int]:
     """The strongest OFDM cyclic-prefix signature of a burst ``x`` (as recorded; DC removed):
     ``(contrast, n_fft, cp_len)`` (``(0, 0, 0)`` when the burst is too short for every size).
 
@@ -444,10 +447,11 @@ def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0) -> tuple[float, in
     ``floor``: a size whose value at its own lag stays under it (so its contrast must) is not compared with its
     neighbours, and the search stops at the first size whose contrast reaches it; pass :data:`CP_CONTRAST` where
     only the decision matters (4-5 times less work on a burst without a prefix; the contrast returned is then that
-    of the sizes finished, 0 if none)."""
+    of the sizes finished, 0 if none). ``first_fft``: an FFT size of :data:`CP_FFT_SIZES` to try before the others
+    (where a stream's earlier bursts showed it): with ``floor`` the decision is the same, found sooner."""
     x = np.asarray(x, dtype=np.complex64)[:CP_MAX_SAMPLES]
     best = (0.0, 0, 0)
-    for n_fft in CP_FFT_SIZES:
+    for n_fft in sorted(CP_FFT_SIZES, key=lambda size: size != first_fft):
         if floor > 0 and best[0] >= floor:
             break
         periods = [n_fft + n_fft // g for g in CP_FRACTIONS
