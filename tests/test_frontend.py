@@ -202,11 +202,36 @@ def test_the_stream_front_end_tries_the_size_of_its_last_cyclic_prefix_first(mon
     measure = fe.cyclic_prefix_contrast
     monkeypatch.setattr(fe, "cyclic_prefix_contrast", lambda x, floor=0.0, first_fft=0: (
         tried.append(first_fft), measure(x, floor, first_fft))[1])
+    stream = fe.StreamFrontEnd(1024)
+    quiet = np.zeros(8192, np.complex64)
+    for _ in range(3):  # a packet in the middle of each stretch
+        stretch = noisy(np.concatenate([quiet, ofdm_packets(256, 64, 60, rng), quiet]), 20.0, rng)
+        seg = stream.segment(stretch)
+        assert len(seg.bursts) == 1 and seg.cyclic_prefix[0] >= fe.CP_CONTRAST
+    assert tried == [0, 256, 256]
+
+
+def test_a_burst_that_runs_on_into_the_next_stretch_is_tested_once(monkeypatch):
+    import diffwireless.frontend as fe
+
+    rng = np.random.default_rng(6)
+    calls = []
+    measure = fe.cyclic_prefix_contrast
+    monkeypatch.setattr(fe, "cyclic_prefix_contrast", lambda *a, **k: (calls.append(1), measure(*a, **k))[1])
     stream = fe.StreamFrontEnd(1024, gate=False)
-    ofdm = noisy(ofdm_packets(256, 64, 120, rng), 20.0, rng)
+    ofdm = noisy(ofdm_packets(256, 64, 180, rng), 20.0, rng)
     for part in np.array_split(ofdm, 3):
         assert stream.segment(part).cyclic_prefix[0] >= fe.CP_CONTRAST
-    assert tried == [0, 256, 256]
+    assert len(calls) == 1
+    # Gated: a burst that ends inside its stretch leaves the next stretch's first burst to its own test; one that
+    # runs to the end passes its contrast on.
+    calls.clear()
+    gated = fe.StreamFrontEnd(1024)
+    quiet, packet = np.zeros(8192, complex), ofdm_packets(256, 64, 60, rng)
+    steps = (((quiet, packet, quiet), 1), ((packet, quiet), 2), ((quiet, packet), 3), ((packet, quiet), 3))
+    for parts, tested in steps:
+        seg = gated.segment(noisy(np.concatenate(parts), 20.0, rng))
+        assert len(seg.bursts) == 1 and seg.cyclic_prefix[0] >= fe.CP_CONTRAST and len(calls) == tested
 
 
 def ook_telegram(pulses: int, rng, on: int = 60, gap: tuple[int, int] = (40, 160)) -> np.ndarray:

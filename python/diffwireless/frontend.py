@@ -334,7 +334,8 @@ class StreamFrontEnd:
     floor), each burst through :func:`burst_frames` (``max_frames`` frames at most, fitted to ``share``).
 
     With ``gate`` False each stretch is one burst (for a band that is never quiet, e.g. a broadcast).
-    A burst that crosses the end of a stretch is cut there; its parts are decided apart.
+    A burst that crosses the end of a stretch is cut there; its parts are decided apart, the later ones with the
+    cyclic-prefix contrast measured on the first (one transmission; the test is the front end's costliest step).
     """
 
     def __init__(self, frame_len: int, share: float = BAND_SHARE, max_frames: int = 4, threshold_db: float = 6.0,
@@ -346,6 +347,7 @@ class StreamFrontEnd:
         self._floors: list[float] = []
         self.memory = int(memory)
         self._cp_fft = 0  # the FFT size of the last burst with a cyclic prefix: tried first on the next
+        self._open_contrast: float | None = None  # the contrast of a burst that ran to the end of the last stretch
 
     def floor(self, power: np.ndarray) -> float:
         """Take the floor of a stretch (its :func:`smoothed_power`) into the memory; returns the tracked floor. A
@@ -376,10 +378,14 @@ class StreamFrontEnd:
             frames = burst_frames(burst, self.frame_len, self.max_frames, self.share, floor)
             parts.append(frames)
             owner += [i] * len(frames)
-            value, n_fft, _ = cyclic_prefix_contrast(burst, CP_CONTRAST, self._cp_fft)
-            self._cp_fft = n_fft if value >= CP_CONTRAST else self._cp_fft
+            if b.start == 0 and self._open_contrast is not None:
+                value = self._open_contrast  # the same transmission as the last stretch's last burst: tested there
+            else:
+                value, n_fft, _ = cyclic_prefix_contrast(burst, CP_CONTRAST, self._cp_fft)
+                self._cp_fft = n_fft if value >= CP_CONTRAST else self._cp_fft
             contrast.append(value)
             keyed.append(keyed_share(burst, floor))
+        self._open_contrast = contrast[-1] if bursts and bursts[-1].end == len(x) else None
         frames = np.concatenate(parts) if parts else np.zeros((0, self.frame_len), np.complex64)
         return SegmentFrames(bursts, frames, np.asarray(owner, dtype=np.int64), np.asarray(contrast, dtype=float),
                              np.asarray(keyed, dtype=float))
