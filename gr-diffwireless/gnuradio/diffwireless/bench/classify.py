@@ -13,10 +13,11 @@ on real recordings, and the block's speed with its front end.
 - **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, a classifier trained like ``modclass_radio`` without
   it; AUROC (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test bursts at
   SNR >= 0 dB (the median over the burst's frames, as the block decides; ``frame_auroc``: each frame alone): the
-  k-nearest-neighbour distance to a bank of known frames' features (the default, as the recipe makes it; and over
-  its 95% quantile on known validation frames at the same SNR), the Mahalanobis distance of the features (plain,
-  and over the decided class's 95% quantile on known validation frames), the energy score (``-logsumexp`` of the
-  logits), one minus the maximum softmax;
+  k-nearest-neighbour distance to a bank of known frames' features (the default, as the recipe makes it, and the
+  rule before it: the 50th nearest of 4096), the Mahalanobis distance of the features (plain, and over the decided
+  class's 95% quantile on known validation frames), the energy score (``-logsumexp`` of the logits), one minus the
+  maximum softmax; and a second classifier trained with the burst-contrastive term (:data:`CONTRAST`) scored by both
+  k-nearest rules and the maximum softmax;
   beside them the supervised reference: ``modclass_radio``, which has
   seen the two classes, scoring by its probability of them (a bound no score without examples of the unknown is
   expected to reach).
