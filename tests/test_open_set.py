@@ -214,12 +214,12 @@ def test_knn_novelty_is_the_distance_to_the_kth_nearest_bank_frame(model, tmp_pa
 
 
 def test_sibling_frames_are_other_frames_of_the_same_burst():
-    from diffwireless.recipes.modulation_classifier import sibling_frames
+    from diffwireless.recipes.modulation_classifier import burst_extents, sibling_frames
 
     burst = np.array([0, 0, 0, 1, 2, 2])  # bursts of 3, 1 and 2 frames
     frames_ = np.repeat(np.arange(6), 50)
     draws = np.random.default_rng(0).integers(0, 1 << 30, len(frames_))
-    sib = sibling_frames(burst, frames_, draws)
+    sib = sibling_frames(*burst_extents(np.array([0, 3, 4]), 6), frames_, draws)
     assert np.all(burst[sib] == burst[frames_])
     assert np.all(sib[frames_ == 3] == 3)  # alone in its burst: itself
     assert np.all(sib[frames_ != 3] != frames_[frames_ != 3])

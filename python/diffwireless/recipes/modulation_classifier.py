@@ -25,13 +25,18 @@ AUGMENTATIONS = ("none", "rotation", "classical")
 CONTRAST_PAIRS, CONTRAST_TEMPERATURE = 64, 0.1
 
 
-def sibling_frames(burst: np.ndarray, frames: np.ndarray, draws: np.ndarray) -> np.ndarray:
-    """For each frame index of ``frames [P]``, another frame of its burst (``burst [N]``: ascending burst index per
-    frame), chosen by the non-negative integers ``draws [P]``; the frame itself where its burst has one frame."""
-    burst = np.asarray(burst)
-    starts = np.r_[0, np.flatnonzero(np.diff(burst)) + 1]
-    sizes = np.diff(np.r_[starts, len(burst)])
-    first, size = np.repeat(starts, sizes)[frames], np.repeat(sizes, sizes)[frames]
+def burst_extents(burst_starts: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the index of its burst's first frame and the burst's number of frames (``[N]`` each), from the
+    bursts' first frames ``[B]`` (:attr:`ModulationDataset.burst_starts`) of ``n_frames`` frames."""
+    sizes = np.diff(np.r_[burst_starts, n_frames])
+    return np.repeat(burst_starts, sizes), np.repeat(sizes, sizes)
+
+
+def sibling_frames(first: np.ndarray, size: np.ndarray, frames: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """For each frame index of ``frames [P]``, another frame of its burst (``first``, ``size``: per frame, as
+    :func:`burst_extents` gives them), chosen by the non-negative integers ``draws [P]``; the frame itself where
+    its burst has one frame."""
+    first, size = first[frames], size[frames]
     step = np.where(size > 1, 1 + np.asarray(draws) % np.maximum(size - 1, 1), 0)
     return first + (frames - first + step) % size
 
@@ -91,12 +96,13 @@ def fit_classifier(ds: ModulationDataset, seed: int, iterations: int = ITERATION
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations)
     t0, losses = time.time(), []
     trained = wrap(net)  # over several processes: each trains on its share of the global batch
+    first, size = burst_extents(ds.burst_starts, len(ds.frames)) if contrast else (None, None)
     for _ in track(range(iterations), "classifier"):
         idx = torch.randint(0, len(x), (BATCH,), generator=gen)
         if contrast:
             anchors = torch.randint(0, len(x), (CONTRAST_PAIRS,), generator=gen).numpy()
             draws = torch.randint(0, 1 << 30, (CONTRAST_PAIRS,), generator=gen).numpy()
-            pairs = torch.from_numpy(np.r_[anchors, sibling_frames(ds.burst, anchors, draws)])
+            pairs = torch.from_numpy(np.r_[anchors, sibling_frames(first, size, anchors, draws)])
             idx = torch.cat([idx, pairs])
         xb = x[idx]
         if augment == "rotation":
