@@ -128,8 +128,27 @@ def test_fine_carrier_finds_the_residual_offset_from_a_power_line():
     assert offsets[2] == 0.0 and np.allclose(fixed[2], frames[2].astype(np.complex64))
     _, left = fine_carrier(fixed[:2])
     assert np.all(np.abs(left) < 2e-4)  # once removed, nothing left to find
+    # Each frame is its own: a BPSK frame (line at the 2nd power) beside them changes none of the others.
+    bpsk = np.repeat(rng.choice([-1.0, 1.0], 256), 4) * np.exp(2j * np.pi * 0.02 * t)
+    both, both_offsets = fine_carrier(np.concatenate([frames, bpsk[None]]))
+    assert np.array_equal(both_offsets[:3], offsets) and np.array_equal(both[:3], fixed)
+    assert both_offsets[3] == pytest.approx(0.02, abs=2e-4)
     with pytest.raises(ValueError, match="frames"):
         fine_carrier(np.zeros(8, np.complex64))
+
+
+@pytest.mark.parametrize("up,down", [(1, 3), (3, 1), (5, 7), (4, 6), (1, 250)])
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_resampling_with_a_kept_filter_is_what_resample_poly_gives(up, down, dtype):
+    from scipy import signal
+
+    from diffwireless.frontend import resample
+
+    rng = np.random.default_rng(up * 100 + down)
+    x = (rng.standard_normal(3000) + 1j * rng.standard_normal(3000)).astype(dtype)
+    for _ in range(2):  # designed once, then kept: the kept filter must not change
+        y = resample(x, up, down)
+        assert y.dtype == dtype and np.array_equal(y, signal.resample_poly(x, up, down))
 
 
 def test_smoothed_power_is_the_moving_average_np_convolve_gives():

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 from scipy import signal as sps_signal
@@ -201,6 +202,23 @@ def rate_ratio(factor: float, max_term: int = 16) -> Fraction:
     return best
 
 
+@lru_cache(maxsize=64)
+def _lowpass(max_rate: int) -> np.ndarray:
+    """The anti-aliasing filter :func:`scipy.signal.resample_poly` designs for ``max(up, down)`` (its default:
+    Kaiser window, beta 5, 20 ``max_rate`` + 1 taps), kept: a stream's bursts repeat a few ratios, and the design
+    costs more than the filtering of a short burst."""
+    return sps_signal.firwin(20 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+
+
+def resample(x: np.ndarray, up: int, down: int) -> np.ndarray:
+    """``x`` resampled by ``up / down`` as :func:`scipy.signal.resample_poly` does by default, with the filter
+    designed once per ratio."""
+    x = np.asarray(x)
+    g = math.gcd(up, down)
+    up, down = up // g, down // g
+    return sps_signal.resample_poly(x, up, down, window=_lowpass(max(up, down)).astype(x.dtype))
+
+
 def fit_band(x: np.ndarray, bandwidth: float, target_share: float, max_term: int = 16) -> tuple[np.ndarray, float]:
     """Resample centred ``x`` (occupied bandwidth ``bandwidth``, cycles per sample) so that it fills
     ``target_share`` of the output band; returns (resampled, the rate factor applied: output / input samples).
@@ -213,7 +231,7 @@ def fit_band(x: np.ndarray, bandwidth: float, target_share: float, max_term: int
     ratio = rate_ratio(bandwidth / target_share, max_term)
     if ratio == 1:
         return np.asarray(x, dtype=np.complex64), 1.0
-    y = sps_signal.resample_poly(np.asarray(x), ratio.numerator, ratio.denominator)
+    y = resample(x, ratio.numerator, ratio.denominator)
     return y.astype(np.complex64), float(ratio)
 
 
@@ -239,14 +257,17 @@ def fine_carrier(frames: np.ndarray, powers: tuple[int, ...] = LINE_POWERS, min_
     freqs = np.fft.fftfreq(n * pad)
     near = np.r_[-16 * pad:-2 * pad, 2 * pad + 1:16 * pad + 1]  # around a peak, less the peak's own bins
     for m in powers:
-        spec = np.abs(np.fft.fft(z ** m, n * pad, axis=1)) ** 2
+        left = np.flatnonzero(~found)  # a frame whose line a lower power showed is done
+        if not len(left):
+            break
+        spec = np.abs(np.fft.fft(z[left] ** m, n * pad, axis=1)) ** 2
         peak = np.argmax(spec, axis=1)
         # A line stands over the spectrum just around it (the powers of a band-limited signal are not white).
         local = np.median(np.take_along_axis(spec, (peak[:, None] + near[None, :]) % (n * pad), axis=1), axis=1)
-        ratio = spec[np.arange(k), peak] / np.maximum(local, np.finfo(np.float64).tiny)
-        take = ~found & (ratio > min_ratio)
-        offsets[take] = freqs[peak[take]] / m
-        found |= take
+        ratio = spec[np.arange(len(left)), peak] / np.maximum(local, np.finfo(np.float64).tiny)
+        take = ratio > min_ratio
+        offsets[left[take]] = freqs[peak[take]] / m
+        found[left[take]] = True
     rotation = np.exp(-2j * np.pi * offsets[:, None] * np.arange(n)[None, :])
     return (frames * rotation).astype(np.complex64), offsets
 
@@ -295,12 +316,12 @@ def burst_frames(x: np.ndarray, frame_len: int, max_frames: int, share: float = 
         for start in np.linspace(margin, len(x) - needed - margin, max_frames).astype(int):
             piece = x[start - margin:start + needed + margin]
             piece = piece * np.exp(-2j * np.pi * offset * np.arange(start - margin, start + needed + margin))
-            y = sps_signal.resample_poly(piece, up, down) if ratio != 1 else piece
+            y = resample(piece, up, down) if ratio != 1 else piece
             first = int(round(margin * up / down))
             frames.append(y[first:first + frame_len])
         return fine_carrier(np.stack(frames))[0]
     centred = (x * np.exp(-2j * np.pi * offset * np.arange(len(x)))).astype(np.complex64)
-    fitted = sps_signal.resample_poly(centred, up, down).astype(np.complex64) if ratio != 1 else centred
+    fitted = resample(centred, up, down).astype(np.complex64) if ratio != 1 else centred
     return fine_carrier(spread_frames(fitted, frame_len, max_frames))[0]
 
 
@@ -479,7 +500,10 @@ def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0, first_fft: int = 0
                 # then one DFT bin over it (the sample index k = i * period + r).
                 folded = product[:m * width].reshape(m, CP_WINDOW_SYMBOLS, period).sum(axis=1)
                 norm = np.maximum(magnitude[:m * width].reshape(m, width).sum(axis=1), 1e-30)
-                values[d, period] = float(np.mean(np.abs(folded @ phases[period]) / norm))
+                # A product and a sum, not ``@``: Debian's numpy calls the reference BLAS, whose complex
+                # matrix-vector product takes ~100 times as long here.
+                component = (folded * phases[period]).sum(axis=1)
+                values[d, period] = float(np.mean(np.abs(component) / norm))
         if len(values) < len(periods) * (1 + len(CP_NEIGHBOUR_LAGS)):
             continue
         for period in periods:
