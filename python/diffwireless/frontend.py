@@ -485,29 +485,37 @@ def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0, first_fft: int = 0
                    if len(x) - n_fft - max(CP_NEIGHBOUR_LAGS) >= CP_WINDOW_SYMBOLS * (n_fft + n_fft // g)]
         if not periods:
             continue
-        phases = {period: np.exp(-2j * np.pi * np.arange(period) / period).astype(np.complex64) for period in periods}
-        values: dict[tuple[int, int], float] = {}
-        for d in (0, *CP_NEIGHBOUR_LAGS):
-            if d and max(values[0, period] for period in periods) < max(floor, best[0]):
-                break  # no contrast of this size can beat what is found or asked for
-            lag = n_fft + d
-            product = x[lag:] * np.conj(x[:-lag])
-            magnitude = np.abs(product)
-            for period in periods:
-                width = CP_WINDOW_SYMBOLS * period
-                m = len(product) // width
-                # The component at 1 / period, window by window: fold each window's symbols onto one period,
-                # then one DFT bin over it (the sample index k = i * period + r).
-                folded = product[:m * width].reshape(m, CP_WINDOW_SYMBOLS, period).sum(axis=1)
-                norm = np.maximum(magnitude[:m * width].reshape(m, width).sum(axis=1), 1e-30)
-                # A product and a sum, not ``@``: Debian's numpy calls the reference BLAS, whose complex
-                # matrix-vector product takes ~100 times as long here.
-                component = (folded * phases[period]).sum(axis=1)
-                values[d, period] = float(np.mean(np.abs(component) / norm))
-        if len(values) < len(periods) * (1 + len(CP_NEIGHBOUR_LAGS)):
-            continue
-        for period in periods:
-            contrast = values[0, period] - max(values[d, period] for d in CP_NEIGHBOUR_LAGS)
+        values = _cyclic_values(x, (n_fft,), periods)[0]
+        if values.max() < max(floor, best[0]):
+            continue  # no contrast of this size can beat what is found or asked for
+        beside = _cyclic_values(x, tuple(n_fft + d for d in CP_NEIGHBOUR_LAGS), periods).max(axis=0)
+        for period, contrast in zip(periods, values - beside):
             if contrast > best[0]:
-                best = (contrast, n_fft, period - n_fft)
+                best = (float(contrast), n_fft, period - n_fft)
     return best
+
+
+@lru_cache(maxsize=64)
+def _cycle_phases(period: int) -> np.ndarray:
+    return np.exp(-2j * np.pi * np.arange(period) / period).astype(np.complex64)
+
+
+def _cyclic_values(x: np.ndarray, lags: tuple[int, ...], periods: list[int]) -> np.ndarray:
+    """The normalised component at the cycle frequency ``1 / period`` of the lag products ``x[k + lag]
+    conj(x[k])``, over windows of :data:`CP_WINDOW_SYMBOLS` periods, averaged: ``[len(lags), len(periods)]``. The
+    lags are taken together over the samples all of them reach."""
+    n = len(x) - max(lags)
+    product = np.stack([x[lag:lag + n] for lag in lags]) * np.conj(x[:n])
+    magnitude = np.abs(product)
+    out = np.empty((len(lags), len(periods)))
+    for j, period in enumerate(periods):
+        width = CP_WINDOW_SYMBOLS * period
+        m = n // width
+        # Window by window: fold each window's symbols onto one period, then one DFT bin over it (the sample
+        # index k = i * period + r). A product and a sum, not ``@``: Debian's numpy calls the reference BLAS, whose
+        # complex matrix-vector product takes ~100 times as long here.
+        folded = product[:, :m * width].reshape(len(lags), m, CP_WINDOW_SYMBOLS, period).sum(axis=2)
+        component = np.abs((folded * _cycle_phases(period)).sum(axis=2))
+        norm = np.maximum(magnitude[:, :m * width].reshape(len(lags), m, width).sum(axis=2), 1e-30)
+        out[:, j] = (component / norm).sum(axis=1) / m
+    return out
