@@ -497,6 +497,7 @@ def cyclic_prefix_contrast(x: np.ndarray, floor: float = 0.0, first_fft: int = 0
 
 @lru_cache(maxsize=64)
 def _cycle_phases(period: int) -> np.ndarray:
+    """``exp(-2j pi r / period)`` for ``r`` in ``[0, period)``: one DFT bin at the cycle frequency, complex64."""
     return np.exp(-2j * np.pi * np.arange(period) / period).astype(np.complex64)
 
 
