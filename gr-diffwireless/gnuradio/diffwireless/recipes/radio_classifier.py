@@ -33,10 +33,6 @@ SEED = 0
 SNRS_DB = tuple(float(s) for s in range(-10, 31, 2))
 TRAIN_BURSTS, VALIDATION_BURSTS, EVAL_BURSTS = 64, 6, 12
 ITERATIONS = 16000
-# Weight of the burst-contrastive term beside the cross-entropy (fit_classifier's contrast): frames of one burst
-# pulled together in feature space, so that the distance to known frames says more about a class never seen
-# (dw-bench classify measures it against the cross-entropy alone on held-out classes).
-CONTRAST = 1.0
 # Channels the network derives from the IQ (diffwireless.nn.iq_feature_channels): the 2nd/4th/8th powers (a PSK's
 # or QAM's constant part there, which the front end's residual-carrier removal leaves still) and the autocorrelation
 # (an OFDM symbol's cyclic prefix as a peak at its FFT size).
@@ -71,7 +67,7 @@ def train(out_dir: str | Path, seed: int = SEED) -> DiffusionModel:
     train_ds = synthesize_radio(TRAIN_BURSTS, SNRS_DB, seed)
     model, record = fit_classifier(train_ds, seed, iterations=ITERATIONS, name=NAME, classes=RADIO_CLASSES,
                                    augment="rotation", open_set=True, widths=WIDTHS,
-                                   input_features=INPUT_FEATURES, contrast=CONTRAST)
+                                   input_features=INPUT_FEATURES)
     del train_ds
     return calibrate(model, out_dir, seed, record, t0)
 
