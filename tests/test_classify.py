@@ -124,3 +124,20 @@ def test_a_keyed_carrier_decides_ook_unless_a_cyclic_prefix_decides_ofdm():
     assert decide_frames(logits, clf, CP_CONTRAST + 0.01, 0.9)[0] == "ofdm"  # the cyclic prefix first
     out = decide_groups(logits, clf, np.array([0, 1, 1]), None, np.array([0.6, np.nan, np.nan]))
     assert [d[0] for d in out] == ["ook", "64qam"]
+
+
+
+def test_the_softmax_weight_puts_both_novelty_terms_on_one_scale():
+    from diffwireless.classifier import softmax
+
+    from gnuradio.diffwireless.bench.classify import softmax_weight
+
+    rng = np.random.default_rng(9)
+    known = np.concatenate([rng.normal(0, 3, (4000, 4)), rng.gamma(2.0, 0.05, (4000, 1))], axis=1)
+    weight = softmax_weight(known, 0.9)
+    distance, doubt = known[:, -1], 1 - softmax(known[:, :-1]).max(axis=1)
+    assert weight * np.quantile(doubt, 0.9) == pytest.approx(np.quantile(distance, 0.9))
+    assert np.mean(weight * doubt <= np.quantile(distance, 0.9)) == pytest.approx(0.9, abs=0.002)
+    sure = known.copy()
+    sure[:, 0] = 1e3  # no doubt at all: no weight
+    assert softmax_weight(sure, 0.9) == 0.0

@@ -10,17 +10,18 @@ on real recordings, and the block's speed with its front end.
   :func:`diffwireless.frontend.keyed_share`), of the same without the two tests
   (``network_alone_accuracy``, ``modclass_radio``) and of each frame alone (``frame_accuracy``,
   ``frame_family_accuracy``).
-- **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, a classifier trained like ``modclass_radio`` without
-  it; AUROC (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test bursts at
-  SNR >= 0 dB (the median over the burst's frames, as the block decides; ``frame_auroc``: each frame alone): the
-  k-nearest-neighbour distance to a bank of known frames' features (the default, as the recipe makes it, and the
-  rule before it: the 50th nearest of 4096), the Mahalanobis distance of the features (plain, and over the decided
-  class's 95% quantile on known validation frames), the energy score (``-logsumexp`` of the logits), one minus the
-  maximum softmax; and a second classifier trained with the burst-contrastive term (:data:`CONTRAST`) scored by both
-  k-nearest rules and the maximum softmax;
-  beside them the supervised reference: ``modclass_radio``, which has
-  seen the two classes, scoring by its probability of them (a bound no score without examples of the unknown is
-  expected to reach).
+- **Open set**: for each pair of :data:`HELD_OUT_PAIRS`, two classifiers trained without it: like ``modclass_radio``
+  (cross-entropy) and with the burst-contrastive term beside it (:data:`CONTRAST`, the candidate); AUROC
+  (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test bursts at SNR >= 0 dB (per burst
+  as the block decides: the median over the burst's frames, the softmax terms from the burst's mean softmax;
+  ``frame_auroc``: each frame alone): for both trainings the distance to the k-th nearest of a bank of known frames'
+  features (the shipped :data:`~gnuradio.diffwireless.recipes.radio_classifier.KNN_K`, the default with the
+  cross-entropy training, and :data:`OTHER_K`), each alone and with the softmax term (:func:`softmax_weight`), and
+  one minus the maximum softmax; for the cross-entropy training also the Mahalanobis distance of the features
+  (plain, and over the decided class's 95% quantile on known validation frames) and the energy score
+  (``-logsumexp`` of the logits); beside them the supervised reference: ``modclass_radio``, which has seen the two
+  classes, scoring by its probability of them (a bound no score without examples of the unknown is expected to
+  reach).
 - **Real**: the recordings of known family under ``$DW_CAPTURES`` (default ``../shared/captures``): ``ism-433/*``,
   ``urh/*``, ``wifi-ofdm/conducted_*``; per recording and model the majority family and its share of the bursts
   (``dw-classify``'s path; bursts decided ``unknown`` count as a family of their own, and the family of the most
@@ -60,8 +61,8 @@ TEST_SEED, HELD_OUT_SEED = 101, 100
 # class: QPSK, high-index 2-FSK) and a pair unlike the rest (OOK telegrams, OFDM).
 HELD_OUT_PAIRS = (("8psk", "wbfm"), ("ook", "ofdm"))
 # The candidate training beside the shipped recipe's: its burst-contrastive weight; and beside the shipped k-nearest
-# rule the one before it: the 50th nearest of 4096 frames.
-CONTRAST, BEFORE_K, BEFORE_BANK = 1.0, 50, 4096
+# rule the nearest frame alone (each with and without the softmax term, :func:`softmax_weight`).
+CONTRAST, OTHER_K = 1.0, 1
 SNRS_DB = tuple(float(s) for s in range(-10, 31, 4))
 RTL_SDR_RATE = 2.4e6
 CONFIDENT = 0.9
@@ -144,16 +145,25 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
     known_classes = tuple(c for c in RADIO_CLASSES if c not in held_out)
     train = synthesize_radio(cfg["held_out_bursts"], tuple(float(s) for s in range(-10, 31, 2)), seed,
                              known_classes)
-    # The per-class scales as the recipe fits them: known validation frames of their own seed, SNR >= 0 dB.
+    # The per-class scales and the softmax weights: known validation frames of their own seed, SNR >= 0 dB.
     validation = synthesize_radio(cfg["validation_bursts"], tuple(float(s) for s in range(0, 31, 2)), seed + 50,
                                   known_classes)
     high = test.snr_db >= 0
     held = np.isin(test.labels, held_out)
+    cuts = test.burst_starts[1:]
+
+    def medians(score: np.ndarray) -> np.ndarray:  # per burst, as the block decides: the median over its frames
+        return np.array([np.median(part) for part in np.split(score, cuts)])
+
+    def doubts(p: np.ndarray) -> np.ndarray:  # per burst: one minus the decided class's mean softmax
+        return np.array([1 - part.mean(axis=0).max() for part in np.split(p, cuts)])
+
     full = ModulationClassifier(NEW)
     p_full = softmax(frame_outputs(full.model, test.frames, open_set=True)[:, :-1])[
         :, [full.classes.index(c) for c in held_out]].sum(axis=1)
     reference = f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"
-    scores, softmaxes, records = {}, {reference: p_full}, {}
+    # name -> (frame scores, burst scores, training record)
+    scores = {reference: (p_full, np.array([part.mean() for part in np.split(p_full, cuts)]), "modclass_radio")}
     for training, contrast in (("", 0.0), ("burst-contrastive: ", CONTRAST)):
         model, record = fit_classifier(train, seed, iterations=cfg["held_out_iterations"], name="modclass_held_out",
                                        classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS,
@@ -161,46 +171,46 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
         out = frame_outputs(model, test.frames, open_set=True)
         logits, distance = out[:, :-1].astype(np.float64), out[:, -1].astype(np.float64)
         p_known = softmax(logits)
-        # The shipped rule: the k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training
-        # frames); beside it the rule before.
-        for k, size in ((KNN_K, BANK_SIZE), (BEFORE_K, BEFORE_BANK)):
-            banked = with_feature_bank(model, train.frames, size, k, seed)
-            name = f"{training}knn (k={k}, bank {min(size, len(train.frames))})"
-            scores[name + (" (shipped)" if (contrast, k) == (0.0, KNN_K) else "")] = frame_outputs(
-                banked, test.frames, True)[:, -1].astype(np.float64)
-            records[name] = record
+        doubt = 1 - p_known.max(axis=1)
+        # The k-th nearest of a bank of BANK_SIZE known frames (here drawn from the training frames), alone (the
+        # shipped rule: the cross-entropy training's, k = KNN_K) and with the softmax term.
+        for k in (KNN_K, OTHER_K):
+            banked = with_feature_bank(model, train.frames, BANK_SIZE, k, seed)
+            knn = frame_outputs(banked, test.frames, True)[:, -1].astype(np.float64)
+            weight = softmax_weight(frame_outputs(banked, validation.frames, True)[validation.snr_db >= 0])
+            name = f"{training}knn (k={k}, bank {min(BANK_SIZE, len(train.frames))})"
+            scores[name + (" (shipped)" if (contrast, k) == (0.0, KNN_K) else "")] = (knn, medians(knn), record)
+            scores[f"{name} + softmax"] = (knn + weight * doubt, medians(knn) + weight * doubts(p_known), record)
         if not contrast:
             val = frame_outputs(model, validation.frames, open_set=True)
             scales = class_novelty_scales(val[:, -1], val[:, :-1].argmax(axis=1), len(known_classes), KEEP_KNOWN)
             peak = logits.max(axis=1, keepdims=True)
             energy = -(peak[:, 0] + np.log(np.exp(logits - peak).sum(axis=1)))
-            scores.update({"mahalanobis": distance,
-                           "mahalanobis relative to the decided class": distance / scales[logits.argmax(axis=1)],
-                           "energy": -energy})
-        softmaxes[f"{training}max_softmax"] = p_known
-        scores[f"{training}max_softmax"] = 1 - p_known.max(axis=1)
-        records[f"{training}max_softmax"] = record
-    scores[reference] = p_full
-    # Per burst, as the block decides: the median novelty of the burst's frames; the softmax scores from the mean
-    # softmax over them.
+            relative = distance / scales[logits.argmax(axis=1)]
+            scores.update({"mahalanobis": (distance, medians(distance), record),
+                           "mahalanobis relative to the decided class": (relative, medians(relative), record),
+                           "energy": (-energy, medians(-energy), record)})
+        scores[f"{training}max_softmax"] = (doubt, doubts(p_known), record)
     first = test.burst_starts
-    cuts = first[1:]
-    per_burst = {name: np.array([np.median(part) for part in np.split(score, cuts)]) for name, score in scores.items()}
-    for name, p in softmaxes.items():
-        per_burst[name] = (np.array([part.mean() for part in np.split(p, cuts)]) if name == reference else
-                           np.array([1 - part.mean(axis=0).max() for part in np.split(p, cuts)]))
     rows = []
-    for prefix, values, mask_high, mask_held, unit in (
-            ("", per_burst, high[first], held[first], "bursts"), ("frame_", scores, high, held, "frames")):
-        for name, score in values.items():
+    for name, (frame_score, burst_score, record) in scores.items():
+        for prefix, score, mask_high, mask_held, unit in (("", burst_score, high[first], held[first], "bursts"),
+                                                          ("frame_", frame_score, high, held, "frames")):
             neg, pos = score[mask_high & ~mask_held], score[mask_high & mask_held]
             auc = roc_auc(neg, pos)
             rows.append(BenchRow(name, f"known {len(known_classes)} classes vs held-out {'+'.join(held_out)}, "
                                  "snr_db >= 0", prefix + "auroc", auc, *hanley_mcneil(auc, len(neg), len(pos)), nfe=1,
                                  extra={f"known_{unit}": int(len(neg)), f"unknown_{unit}": int(len(pos)),
-                                        "training": records.get(name.removesuffix(" (shipped)"), "modclass_radio"),
-                                        "default": name.endswith("(shipped)")}))
+                                        "training": record, "default": name.endswith("(shipped)")}))
     return rows
+
+
+def softmax_weight(known: np.ndarray, keep: float = KEEP_KNOWN) -> float:
+    """The weight of the softmax term of a novelty ``distance + weight * (1 - max softmax)`` from the open-set
+    outputs ``[n, classes + 1]`` (the distance last) of known frames: the ratio of the two terms' ``keep`` quantiles,
+    so that each counts alike at the edge of the known (0 where no known frame has any doubt)."""
+    doubt = np.quantile(1.0 - softmax(known[:, :-1]).max(axis=1), keep)
+    return float(np.quantile(known[:, -1].astype(np.float64), keep) / doubt) if doubt > 0 else 0.0
 
 
 def max_softmax_threshold(clf: ModulationClassifier, validation: ModulationDataset) -> float:
