@@ -19,9 +19,11 @@ on real recordings, and the block's speed with its front end.
   cross-entropy training, and :data:`OTHER_K`), each alone and with the softmax term (:func:`softmax_weight`), and
   one minus the maximum softmax; for the cross-entropy training also the Mahalanobis distance of the features
   (plain, and over the decided class's 95% quantile on known validation frames) and the energy score
-  (``-logsumexp`` of the logits); beside them the supervised reference: ``modclass_radio``, which has seen the two
-  classes, scoring by its probability of them (a bound no score without examples of the unknown is expected to
-  reach).
+  (``-logsumexp`` of the logits); the class-conditional diffusion model's denoising error (a likelihood bound's
+  terms; the augmenter's recipe trained on the known classes, given the frame's true SNR: an advantage the block
+  would not have), of the best class and over the unconditional error; beside them the supervised reference:
+  ``modclass_radio``, which has seen the two classes, scoring by its probability of them (a bound no score without
+  examples of the unknown is expected to reach).
 - **Real**: the recordings of known family under ``$DW_CAPTURES`` (default ``../shared/captures``): ``ism-433/*``,
   ``urh/*``, ``wifi-ofdm/conducted_*``; per recording and model the majority family and its share of the bursts
   (``dw-classify``'s path; bursts decided ``unknown`` count as a family of their own, and the family of the most
@@ -39,13 +41,17 @@ from pathlib import Path
 import numpy as np
 from gnuradio import gr
 
+import torch
+
 from diffwireless.anomaly import roc_auc
+from diffwireless.augmentation import conditioning, diffusion_items
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, snr_axes, wilson_interval
 from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, decide_groups,
                                      majority_family, softmax)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
+from diffwireless.recipes.modulation_augmenter import SCHEDULE, fit_augmenter
 from diffwireless.recipes.modulation_classifier import (class_novelty_scales, fit_classifier, frame_outputs,
                                                         with_feature_bank)
 from diffwireless.recording import open_recording
@@ -63,6 +69,9 @@ HELD_OUT_PAIRS = (("8psk", "wbfm"), ("ook", "ofdm"))
 # The candidate training beside the shipped recipe's: its burst-contrastive weight; and beside the shipped k-nearest
 # rule the nearest frame alone (each with and without the softmax term, :func:`softmax_weight`).
 CONTRAST, OTHER_K = 1.0, 1
+# The class-conditional diffusion candidate: the augmenter's recipe on the known classes' training frames; its
+# noise-prediction error averaged over these steps (of 1000; signal fractions about 0.99 to 0.5).
+DENOISING_STEPS = (50, 150, 300, 500)
 SNRS_DB = tuple(float(s) for s in range(-10, 31, 4))
 RTL_SDR_RATE = 2.4e6
 CONFIDENT = 0.9
@@ -75,9 +84,9 @@ REAL_FAMILY = {"danfoss_dfile001": "FSK", "enocean": "OOK/ASK"}  # exceptions wi
 def settings(quick: bool) -> dict:
     if quick:
         return {"test_bursts": 3, "held_out_bursts": 4, "validation_bursts": 2, "held_out_iterations": 600,
-                "real_seconds": 0.5, "speed_seconds": 0.25}
+                "denoising_iterations": 200, "real_seconds": 0.5, "speed_seconds": 0.25}
     return {"test_bursts": 16, "held_out_bursts": 32, "validation_bursts": 6, "held_out_iterations": 3000,
-            "real_seconds": 2.0, "speed_seconds": 1.0}
+            "denoising_iterations": 3000, "real_seconds": 2.0, "speed_seconds": 1.0}
 
 
 def captures_dir() -> Path:
@@ -191,6 +200,13 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
                            "mahalanobis relative to the decided class": (relative, medians(relative), record),
                            "energy": (-energy, medians(-energy), record)})
         scores[f"{training}max_softmax"] = (doubt, doubts(p_known), record)
+    augmenter, record = fit_augmenter(train, seed, iterations=cfg["denoising_iterations"], name="modaug_held_out",
+                                      classes=known_classes)
+    error = denoising_errors(augmenter.network, test.frames, test.snr_db, len(known_classes), seed)
+    best, unconditional = error[:-1].min(axis=0), error[-1]
+    for name, score in (("diffusion denoising error (best class)", best),
+                        ("diffusion denoising error, best class over unconditional", best / unconditional)):
+        scores[name] = (score, medians(score), record)
     first = test.burst_starts
     rows = []
     for name, (frame_score, burst_score, record) in scores.items():
@@ -203,6 +219,29 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
                                  extra={f"known_{unit}": int(len(neg)), f"unknown_{unit}": int(len(pos)),
                                         "training": record, "default": name.endswith("(shipped)")}))
     return rows
+
+
+def denoising_errors(network: torch.nn.Module, frames: np.ndarray, snr_db: np.ndarray, n_classes: int, seed: int,
+                     batch: int = 256) -> np.ndarray:
+    """The class-conditional noise predictor's error on ``frames [n, L]`` (at their SNR ``[n]``, dB) given each class
+    and given none: ``[n_classes + 1, n]`` (the unconditional last), the mean squared error of the predicted noise
+    averaged over :data:`DENOISING_STEPS`, the same noise (seeded) for every condition."""
+    x = torch.from_numpy(diffusion_items(frames))
+    abar = torch.as_tensor(SCHEDULE.alphas_cumprod, dtype=torch.float32)
+    gen = torch.Generator().manual_seed(seed)
+    noise = [torch.randn(x.shape, generator=gen) for _ in DENOISING_STEPS]
+    error = np.zeros((n_classes + 1, len(x)))
+    with torch.no_grad():
+        for c in range(n_classes + 1):
+            cond = torch.from_numpy(conditioning(np.full(len(x), c if c < n_classes else -1), snr_db, n_classes))
+            for step, eps in zip(DENOISING_STEPS, noise):
+                a = abar[step]
+                for i in range(0, len(x), batch):
+                    part = slice(i, i + batch)
+                    x_t = a.sqrt() * x[part] + (1 - a).sqrt() * eps[part]
+                    predicted = network(x_t, torch.full((len(x_t),), step), cond[part])
+                    error[c, part] += ((predicted - eps[part]) ** 2).mean(dim=(1, 2)).numpy() / len(DENOISING_STEPS)
+    return error
 
 
 def softmax_weight(known: np.ndarray, keep: float = KEEP_KNOWN) -> float:
