@@ -141,3 +141,27 @@ def test_the_softmax_weight_puts_both_novelty_terms_on_one_scale():
     sure = known.copy()
     sure[:, 0] = 1e3  # no doubt at all: no weight
     assert softmax_weight(sure, 0.9) == 0.0
+
+
+def test_denoising_errors_are_those_of_each_condition_and_none():
+    import torch
+
+    from diffwireless.augmentation import diffusion_items
+    from diffwireless.recipes.modulation_augmenter import SCHEDULE
+
+    from gnuradio.diffwireless.bench.classify import denoising_errors
+
+    rng = np.random.default_rng(10)
+    frames = (rng.standard_normal((6, 64)) + 1j * rng.standard_normal((6, 64))).astype(np.complex64)
+    x0 = torch.from_numpy(diffusion_items(frames))
+    abar = torch.as_tensor(SCHEDULE.alphas_cumprod, dtype=torch.float32)
+
+    def oracle_for_class_1(x_t, t, cond):  # the true noise given class 1, nothing otherwise
+        a = abar[t].view(-1, 1, 1)
+        eps = (x_t - a.sqrt() * x0) / (1 - a).sqrt()
+        return torch.where(cond[:, 1].view(-1, 1, 1) > 0, eps, torch.zeros_like(eps))
+
+    error = denoising_errors(oracle_for_class_1, frames, np.full(6, 10.0), 3, seed=0, batch=6)
+    assert error.shape == (4, 6)
+    np.testing.assert_allclose(error[1], 0.0, atol=1e-6)
+    assert np.all(np.abs(error[[0, 2, 3]] - 1.0) < 0.3)  # the mean square of unit Gaussian noise
