@@ -126,7 +126,6 @@ def test_a_keyed_carrier_decides_ook_unless_a_cyclic_prefix_decides_ofdm():
     assert [d[0] for d in out] == ["ook", "64qam"]
 
 
-
 def test_the_softmax_weight_puts_both_novelty_terms_on_one_scale():
     from diffwireless.classifier import softmax
 

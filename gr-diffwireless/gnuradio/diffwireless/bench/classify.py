@@ -230,16 +230,18 @@ def denoising_errors(network: torch.nn.Module, frames: np.ndarray, snr_db: np.nd
     abar = torch.as_tensor(SCHEDULE.alphas_cumprod, dtype=torch.float32)
     gen = torch.Generator().manual_seed(seed)
     noise = [torch.randn(x.shape, generator=gen) for _ in DENOISING_STEPS]
+    conds = [torch.from_numpy(conditioning(np.full(len(x), c if c < n_classes else -1), snr_db, n_classes))
+             for c in range(n_classes + 1)]
     error = np.zeros((n_classes + 1, len(x)))
     with torch.no_grad():
-        for c in range(n_classes + 1):
-            cond = torch.from_numpy(conditioning(np.full(len(x), c if c < n_classes else -1), snr_db, n_classes))
-            for step, eps in zip(DENOISING_STEPS, noise):
-                a = abar[step]
-                for i in range(0, len(x), batch):
-                    part = slice(i, i + batch)
-                    x_t = a.sqrt() * x[part] + (1 - a).sqrt() * eps[part]
-                    predicted = network(x_t, torch.full((len(x_t),), step), cond[part])
+        for step, eps in zip(DENOISING_STEPS, noise):
+            a = abar[step]
+            for i in range(0, len(x), batch):
+                part = slice(i, i + batch)
+                x_t = a.sqrt() * x[part] + (1 - a).sqrt() * eps[part]  # one noised batch for every condition
+                t = torch.full((len(x_t),), step)
+                for c, cond in enumerate(conds):
+                    predicted = network(x_t, t, cond[part])
                     error[c, part] += ((predicted - eps[part]) ** 2).mean(dim=(1, 2)).numpy() / len(DENOISING_STEPS)
     return error
 
