@@ -146,3 +146,11 @@ def test_bad_addresses_are_refused_clearly(tmp_path):
     finally:
         holder.close()
     assert busy.returncode == 2 and f"cannot listen on tcp://127.0.0.1:{port}" in busy.stderr
+
+
+def test_a_local_links_folder_goes_when_the_process_ends():
+    code = "from gnuradio.diffwireless.apps._zmq import local_address; print(local_address('stream0'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    address = out.stdout.strip()
+    assert address.startswith("ipc://") and address.endswith("/stream0")
+    assert not Path(address[len("ipc://"):]).parent.exists()

@@ -9,7 +9,9 @@ the way: a relay that cannot send stops reading, the PUSH sink upstream stops se
 
 from __future__ import annotations
 
+import atexit
 import random
+import shutil
 import signal
 import socket
 import tempfile
@@ -25,8 +27,10 @@ HIGH_WATER_MARK = 64
 
 
 def local_address(name: str) -> str:
-    """A fresh ``ipc://`` address in a private temporary folder, for a link inside one host."""
+    """A fresh ``ipc://`` address in a private temporary folder, for a link inside one host; the folder is removed
+    when the process exits."""
     folder = Path(tempfile.mkdtemp(prefix="dw-zmq-"))
+    atexit.register(shutil.rmtree, folder, True)
     return f"ipc://{folder / name}"
 
 
