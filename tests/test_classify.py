@@ -77,6 +77,13 @@ def test_radio_model_decides_fitted_bursts_and_a_capture_that_is_all_signal():
     assert d.family in ("OFDM", "unknown")  # never a confident wrong family on a clean packet
 
 
+def known_statistics(clf: ModulationClassifier, *labels: str) -> np.ndarray:
+    """Signal statistics ``[len(labels), d]`` of a known burst of each class from the model's own bank (so that
+    the statistics add nothing to a burst's novelty)."""
+    bank = clf.burst_novelty.bank
+    return np.array([bank.values[bank.classes == clf.classes.index(label)][0] for label in labels])
+
+
 def test_decisions_per_burst_pool_the_frames_of_each_burst():
     from diffwireless.classifier import decide_frames, decide_groups
 
@@ -86,9 +93,14 @@ def test_decisions_per_burst_pool_the_frames_of_each_burst():
     logits[:, -1] = 0.0  # novelty under any threshold
     logits[0, 0] = logits[1, 0] = 5.0  # burst 0: two frames of class 0
     logits[2, 1], logits[3, 2], logits[4, 2] = 5.0, 5.0, 4.0  # burst 1: one frame of class 1, two of class 2
-    out = decide_groups(logits, clf, np.array([0, 0, 3, 3, 3]))
+    statistics = known_statistics(clf, clf.classes[0], clf.classes[2])
+    out = decide_groups(logits, clf, np.array([0, 0, 3, 3, 3]), statistics=statistics)
     assert [d[3] for d in out] == [clf.classes[0], clf.classes[2]]  # the mean softmax, not the first frame
-    assert out[1] == decide_frames(logits[2:], clf)
+    assert out[1] == decide_frames(logits[2:], clf, statistics=statistics[1])
+    with pytest.raises(ValueError, match="statistics"):  # this model decides bursts by their statistics too
+        decide_groups(logits, clf, np.array([0, 0, 3, 3, 3]))
+    with pytest.raises(ValueError, match="each of the 2 groups"):
+        decide_groups(logits, clf, np.array([0, 0, 3, 3, 3]), statistics=statistics[:1])
     assert decide_groups(logits[:0], clf, np.zeros(0, np.int64)) == []
     with pytest.raises(ValueError, match="ascending"):
         decide_groups(logits, clf, np.array([0, 1, 0, 1, 1]))
@@ -102,11 +114,12 @@ def test_a_cyclic_prefix_decides_ofdm_whatever_the_softmax_and_novelty_say():
     logits = np.full((3, len(clf.classes) + 1), -5.0)
     logits[:, clf.classes.index("16qam")] = 5.0
     logits[:, -1] = 1e9  # novelty over any threshold: unknown by the network
-    assert decide_frames(logits, clf)[0] == "unknown"
-    label, confidence, _, closest = decide_frames(logits, clf, CP_CONTRAST + 0.01)
+    statistics = known_statistics(clf, "16qam", "16qam")
+    assert decide_frames(logits, clf, statistics=statistics[0])[0] == "unknown"
+    label, confidence, _, closest = decide_frames(logits, clf, CP_CONTRAST + 0.01, statistics=statistics[0])
     assert label == closest == "ofdm" and confidence == 1.0
-    assert decide_frames(logits, clf, CP_CONTRAST - 0.01)[0] == "unknown"
-    out = decide_groups(logits, clf, np.array([0, 0, 1]), np.array([0.2, 0.2, np.nan]))
+    assert decide_frames(logits, clf, CP_CONTRAST - 0.01, statistics=statistics[0])[0] == "unknown"
+    out = decide_groups(logits, clf, np.array([0, 0, 1]), np.array([0.2, 0.2, np.nan]), statistics=statistics)
     assert [d[0] for d in out] == ["ofdm", "unknown"]
 
 
@@ -118,11 +131,12 @@ def test_a_keyed_carrier_decides_ook_unless_a_cyclic_prefix_decides_ofdm():
     logits = np.full((3, len(clf.classes) + 1), -5.0)
     logits[:, clf.classes.index("64qam")] = 5.0
     logits[:, -1] = -1e9  # known to the network: 64QAM
-    assert decide_frames(logits, clf, 0.0, KEYED_SHARE - 0.01)[0] == "64qam"
-    label, confidence, _, closest = decide_frames(logits, clf, 0.0, KEYED_SHARE + 0.01)
+    statistics = known_statistics(clf, "64qam", "64qam")
+    assert decide_frames(logits, clf, 0.0, KEYED_SHARE - 0.01, statistics[0])[0] == "64qam"
+    label, confidence, _, closest = decide_frames(logits, clf, 0.0, KEYED_SHARE + 0.01, statistics[0])
     assert label == closest == "ook" and confidence == 1.0
-    assert decide_frames(logits, clf, CP_CONTRAST + 0.01, 0.9)[0] == "ofdm"  # the cyclic prefix first
-    out = decide_groups(logits, clf, np.array([0, 1, 1]), None, np.array([0.6, np.nan, np.nan]))
+    assert decide_frames(logits, clf, CP_CONTRAST + 0.01, 0.9, statistics[0])[0] == "ofdm"  # the cyclic prefix first
+    out = decide_groups(logits, clf, np.array([0, 1, 1]), None, np.array([0.6, np.nan, np.nan]), statistics)
     assert [d[0] for d in out] == ["ook", "64qam"]
 
 

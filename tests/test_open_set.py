@@ -211,6 +211,12 @@ def test_knn_novelty_is_the_distance_to_the_kth_nearest_bank_frame(model, tmp_pa
         save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, _METADATA_KEY: json.dumps(header)})
         with pytest.raises(ModelError, match="knn"):
             load_model(tmp_path / "bad.safetensors")
+    for bad in ({"statistics_bank": 10 ** 9, "n_statistics": 11}, {"statistics_bank": 4, "n_statistics": 0}):
+        header = json.loads(meta[_METADATA_KEY])
+        header["config"] = {**header["config"], **bad}
+        save_file(tensors, str(tmp_path / "bad.safetensors"), metadata={**meta, _METADATA_KEY: json.dumps(header)})
+        with pytest.raises(ModelError, match="statistics_bank"):
+            load_model(tmp_path / "bad.safetensors")
 
 
 def test_sibling_frames_are_other_frames_of_the_same_burst():
@@ -260,3 +266,47 @@ def test_contrastive_training_keeps_a_bursts_frames_together_and_refuses_a_bad_w
     assert np.mean(same > nearest_other) >= 0.65
     with pytest.raises(ValueError, match="contrast"):
         fit_classifier(ds, 0, iterations=1, classes=("tone",), contrast=-1.0)
+
+
+def test_a_burst_unlike_the_known_bursts_of_its_class_in_its_statistics_is_unknown(model, tmp_path):
+    from diffwireless.burst_statistics import STATISTICS, group_statistics
+    from diffwireless.classifier import decide_frames, decide_groups
+    from diffwireless.errors import ModelError
+    from diffwireless.recipes.modulation_classifier import (burst_novelty_rule, frame_outputs, with_feature_bank,
+                                                            with_statistics_bank)
+
+    rng = np.random.default_rng(11)
+    known = np.concatenate([frames("tone", 40, rng), frames("noise", 40, rng)])
+    group, labels = np.arange(80) // 2, np.repeat([0, 1], 40)  # bursts of two frames
+    ruled = with_statistics_bank(with_feature_bank(model, known, 80, 5, seed=1), known, group, labels)
+    assert ruled.network.burst_statistics.shape == (40, len(STATISTICS))
+    np.testing.assert_array_equal(ruled.network.burst_classes.numpy(), np.repeat([0, 1], 20))
+    fresh = np.concatenate([frames("tone", 40, rng), frames("noise", 40, rng)])
+    rule = burst_novelty_rule(ruled, fresh, group, keep=0.9)
+    assert rule["threshold"] > 0 and rule["keep_known_bursts"] == 0.9
+    ruled.card = {"classes": list(CLASSES), "open_set": {"threshold": 1.0, "burst": rule}}
+    save_model(ruled, tmp_path / "ruled", ruled.card)
+    clf = ModulationClassifier(load_model(tmp_path / "ruled"))  # the statistics bank survives the file
+    assert clf.burst_novelty is not None and clf.burst_novelty.threshold == rule["threshold"]
+
+    out = frame_outputs(clf.model, fresh, open_set=True)
+    decided = decide_groups(out, clf, group, statistics=group_statistics(fresh, group))
+    novelty = np.array([d[2] for d in decided])
+    assert np.mean([d[0] == UNKNOWN for d in decided]) <= 0.2  # fresh known bursts: known, as fitted
+    # The same network output, but a burst whose statistics are those of a tone's square wave: unknown.
+    square = np.sign(np.sin(2 * np.pi * 0.03 * np.arange(256)))[None].repeat(2, 0).astype(np.complex64)
+    odd = group_statistics(square, np.zeros(2))[0]
+    tone_burst = int(np.flatnonzero(np.array([d[3] for d in decided]) == "tone")[0])
+    label, _, odd_novelty, closest = decide_frames(out[group == tone_burst], clf, statistics=odd)
+    assert label == UNKNOWN and closest == "tone" and odd_novelty > novelty.max()
+    clf.set_novelty_threshold(1e6)  # a user's threshold moves the burst rule's too
+    assert decide_frames(out[group == tone_burst], clf, statistics=odd)[0] == "tone"
+    with pytest.raises(ValueError, match="statistics"):
+        decide_frames(out[:2], clf)
+    ruled.card = {"classes": list(CLASSES), "open_set": {"threshold": 1.0, "burst": {**rule, "softmax_scale": -1}}}
+    with pytest.raises(ModelError, match="open_set.burst"):
+        ModulationClassifier(ruled)
+    with pytest.raises(ModelError, match="statistics bank"):  # a rule without the bank in the network
+        ModulationClassifier(build_model("no_bank", "iq_resnet1d", dict(model.network.config), None,
+                                         card={"classes": list(CLASSES),
+                                               "open_set": {"threshold": 1.0, "burst": rule}}))

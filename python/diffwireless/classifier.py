@@ -8,12 +8,14 @@ softmax confidence and the three most likely classes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from diffwireless.burst_statistics import STATISTICS, StatisticsBank, group_statistics
 from diffwireless.denoiser import iq_pairs
 from diffwireless.diffusion.samplers import ForwardPass, OpenSetPass
 from diffwireless.engine import DenoiseEngine, Job
@@ -64,11 +66,56 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class BurstNovelty:
+    """The novelty of a burst (an open-set model's card ``open_set.burst``, with the network's statistics bank):
+    three terms, each over its 95% quantile on known validation bursts, summed:
+
+    - ``distance / knn_scale``: the median over the burst's frames of the network's novelty (the distance of their
+      features to known frames);
+    - ``(1 - confidence) / softmax_scale``: the doubt of the mean softmax (a burst whose frames spread over several
+      classes is less like any one of them than each frame's distance says);
+    - ``statistics_distance / statistics_scale``: how far the burst's signal statistics lie from every known burst
+      of the class decided (:class:`~diffwireless.burst_statistics.StatisticsBank`): structure the network need not
+      have learned (8PSK decided as QPSK shows no 4th-power line).
+
+    A burst is ``unknown`` over ``threshold``."""
+
+    knn_scale: float
+    softmax_scale: float
+    statistics_scale: float
+    threshold: float
+    bank: StatisticsBank
+
+    def __call__(self, distance: float, confidence: float, statistics: np.ndarray, decided: int) -> float:
+        far = float(self.bank.distance(statistics[None], np.array([decided]))[0])
+        return distance / self.knn_scale + (1.0 - confidence) / self.softmax_scale + far / self.statistics_scale
+
+
+def _burst_novelty(model: DiffusionModel, rule: object) -> BurstNovelty | None:
+    """The card's ``open_set.burst`` rule with the network's statistics bank, or None where the card has none."""
+    if rule is None:
+        return None
+    network = model.network
+    keys = ("knn_scale", "softmax_scale", "statistics_scale", "threshold")
+    try:
+        numbers = [float(rule[k]) for k in keys]  # type: ignore[index]
+        bank = StatisticsBank.fit(network.burst_statistics.double().numpy(), network.burst_classes.numpy())
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise ModelError(f"model '{model.name}': its card's open_set.burst needs {', '.join(keys)} and the network "
+                         f"a statistics bank of {len(STATISTICS)} statistics ({exc})") from exc
+    if not all(math.isfinite(v) and v > 0 for v in numbers) or bank.values.shape[1] != len(STATISTICS):
+        raise ModelError(f"model '{model.name}': its card's open_set.burst {keys} must be finite numbers > 0 and its "
+                         f"statistics bank hold {len(STATISTICS)} statistics per burst")
+    return BurstNovelty(*numbers, bank)
+
+
 class ModulationClassifier:
     """A classifier model (path, shipped name or object) and its decisions through the engine."""
 
     def __init__(self, model: DiffusionModel | str | Path, novelty_threshold: float | None = None) -> None:
-        """``novelty_threshold``: overrides the card's (an open-set model's; higher: fewer ``unknown``)."""
+        """``novelty_threshold``: overrides the card's (an open-set model's; higher: fewer ``unknown``): the
+        threshold of the burst novelty (:class:`BurstNovelty`, where the card has one) and of each frame's."""
         self.model = model if isinstance(model, DiffusionModel) else shared_model(model)
         card = self.model.card
         if self.model.arch != ARCH or "classes" not in card:
@@ -82,6 +129,9 @@ class ModulationClassifier:
             self.novelty_threshold = float(open_set["threshold"])
             if not np.isfinite(self.novelty_threshold):
                 raise ModelError(f"model '{self.model.name}': its card's open_set threshold is not finite")
+        self.burst_novelty = _burst_novelty(self.model, open_set.get("burst"))
+        if self.novelty_threshold is None:
+            self.burst_novelty = None
         if novelty_threshold is not None:
             self.set_novelty_threshold(novelty_threshold)
         self.sampler = ForwardPass() if self.novelty_threshold is None else OpenSetPass()
@@ -91,7 +141,8 @@ class ModulationClassifier:
             raise ModelError(f"model '{self.model.name}': band_share {share} is not in (0, 1]")
 
     def set_novelty_threshold(self, threshold: float) -> None:
-        """The novelty over which a frame is ``unknown`` (the card's is where 95% of known frames stay known).
+        """The novelty over which a frame is ``unknown``, and a burst where the card has a burst rule
+        (:class:`BurstNovelty`; its threshold moves with it).
 
         Raises:
             ModelError: the model has no novelty score.
@@ -103,6 +154,8 @@ class ModulationClassifier:
         if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold >= 0):
             raise ValueError(f"novelty_threshold must be a finite number >= 0, got {threshold!r}")
         self.novelty_threshold = float(threshold)
+        if self.burst_novelty is not None:
+            self.burst_novelty = dataclasses.replace(self.burst_novelty, threshold=float(threshold))
 
     def job(self, frames: np.ndarray) -> Job:
         frames = np.asarray(frames)
@@ -141,9 +194,9 @@ TRAINING_SHARES = (0.17, 0.81)
 @dataclass(frozen=True)
 class BurstDecision:
     """The class of one burst of a capture: samples ``[start, end)``, its SNR over the noise floor (dB), the
-    decision (mean softmax over the burst's frames; ``unknown`` where the median novelty of its frames is over the
-    model's threshold), its family, the confidence (the most likely class's mean softmax), the share of the band
-    its frames were fitted to (0: as recorded), its number of frames, the median novelty (NaN without one), the
+    decision (mean softmax over the burst's frames; ``unknown`` where its novelty is over the model's threshold,
+    :func:`decide_frames`), its family, the confidence (the most likely class's mean softmax), the share of the band
+    its frames were fitted to (0: as recorded), its number of frames, the novelty (NaN without one), the
     most likely class (``closest``, the label but for the unknown decision) and its cyclic-prefix contrast
     (:func:`~diffwireless.frontend.cyclic_prefix_contrast`; at :data:`~diffwireless.frontend.CP_CONTRAST` or more
     it decided ``ofdm``) and keyed share (:func:`~diffwireless.frontend.keyed_share`; at
@@ -165,16 +218,21 @@ class BurstDecision:
 
 def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,
                  cyclic_prefix: float = 0.0, keyed: float = 0.0) -> tuple[str, float, float, str]:
-    """(label, confidence, median novelty, closest class) of one burst's frames ``[k, frame_len]``
+    """(label, confidence, novelty, closest class) of one burst's frames ``[k, frame_len]``
     (:func:`decide_frames`)."""
-    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier, cyclic_prefix, keyed)
+    statistics = group_statistics(frames, np.zeros(len(frames)))[0] if classifier.burst_novelty is not None else None
+    return decide_frames(engine.submit(classifier.job(frames)).result(), classifier, cyclic_prefix, keyed,
+                         statistics)
 
 
 def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_prefix: float = 0.0,
-                  keyed: float = 0.0) -> tuple[str, float, float, str]:
-    """(label, confidence, median novelty, closest class) of the engine output for one burst's frames: the class
-    of the highest mean softmax (closest), and as the label ``unknown`` instead for an open-set model whose median
-    novelty is over its threshold.
+                  keyed: float = 0.0, statistics: np.ndarray | None = None) -> tuple[str, float, float, str]:
+    """(label, confidence, novelty, closest class) of the engine output for one burst's frames: the class of the
+    highest mean softmax (closest), and as the label ``unknown`` instead for an open-set model whose novelty is
+    over its threshold: the burst's (:class:`BurstNovelty`: from the network's output, the mean softmax and the
+    burst's signal statistics ``statistics [len(STATISTICS)]``, the
+    :func:`~diffwireless.burst_statistics.group_statistics` of its frames) where the model's card has that rule,
+    else the median of its frames'.
 
     ``cyclic_prefix``: the burst's :func:`~diffwireless.frontend.cyclic_prefix_contrast`. At
     :data:`~diffwireless.frontend.CP_CONTRAST` or more the burst carries an OFDM cyclic prefix, and a model with an
@@ -192,22 +250,32 @@ def decide_frames(output: np.ndarray, classifier: ModulationClassifier, cyclic_p
     if classifier.novelty_threshold is not None:
         output, novelty = output[:, :-1], float(np.median(output[:, -1]))
     mean = softmax(output).mean(axis=0)
+    top = int(np.argmax(mean))
+    threshold = classifier.novelty_threshold
+    if classifier.burst_novelty is not None:
+        if statistics is None or np.shape(statistics) != (len(STATISTICS),):
+            raise ValueError(f"model '{classifier.model.name}' decides bursts by their signal statistics too: give "
+                             f"the burst's {len(STATISTICS)} statistics (group_statistics), got "
+                             f"{None if statistics is None else np.shape(statistics)}")
+        novelty = classifier.burst_novelty(novelty, float(mean[top]), np.asarray(statistics), top)
+        threshold = classifier.burst_novelty.threshold
     if cyclic_prefix >= CP_CONTRAST and OFDM in classifier.classes:
         return OFDM, 1.0, novelty, OFDM
     if keyed >= KEYED_SHARE and OOK in classifier.classes:
         return OOK, 1.0, novelty, OOK
-    top = int(np.argmax(mean))
-    unknown = classifier.novelty_threshold is not None and novelty > classifier.novelty_threshold
+    unknown = threshold is not None and novelty > threshold
     closest = classifier.classes[top]
     return (UNKNOWN if unknown else closest), float(mean[top]), novelty, closest
 
 
 def decide_groups(output: np.ndarray, classifier: ModulationClassifier, group: np.ndarray,
-                  cyclic_prefix: np.ndarray | None = None, keyed: np.ndarray | None = None
-                  ) -> list[tuple[str, float, float, str]]:
+                  cyclic_prefix: np.ndarray | None = None, keyed: np.ndarray | None = None,
+                  statistics: np.ndarray | None = None) -> list[tuple[str, float, float, str]]:
     """:func:`decide_frames` for each run of frames of one group (a burst) of the engine output ``[n, ...]``:
     ``group [n]`` ascending; one decision per group, in order. ``cyclic_prefix [n]`` and ``keyed [n]``: each
-    frame's burst's cyclic-prefix contrast and keyed share (None or NaN: not measured)."""
+    frame's burst's cyclic-prefix contrast and keyed share (None or NaN: not measured). ``statistics [groups, d]``:
+    each group's signal statistics (:func:`~diffwireless.burst_statistics.group_statistics` of its frames), for a
+    model that decides bursts by them too."""
     group = np.asarray(group)
     if len(group) != len(output) or np.any(np.diff(group) < 0):
         raise ValueError(f"need one ascending group index per output row, got {len(group)} for {len(output)}")
@@ -216,8 +284,11 @@ def decide_groups(output: np.ndarray, classifier: ModulationClassifier, group: n
     cuts = np.flatnonzero(np.diff(group)) + 1
     contrast, share = (np.zeros(len(group)) if v is None else np.nan_to_num(np.asarray(v, dtype=float), nan=0.0)
                        for v in (cyclic_prefix, keyed))
-    return [decide_frames(part, classifier, float(c[0]), float(k[0])) for part, c, k in
-            zip(np.split(np.asarray(output), cuts), np.split(contrast, cuts), np.split(share, cuts))]
+    if statistics is not None and len(statistics) != len(cuts) + 1:
+        raise ValueError(f"need the statistics of each of the {len(cuts) + 1} groups, got {len(statistics)}")
+    per_group = [None] * (len(cuts) + 1) if statistics is None else list(statistics)
+    return [decide_frames(part, classifier, float(c[0]), float(k[0]), stats) for part, c, k, stats in
+            zip(np.split(np.asarray(output), cuts), np.split(contrast, cuts), np.split(share, cuts), per_group)]
 
 
 def classify_capture(iq: np.ndarray, classifier: ModulationClassifier, engine: DenoiseEngine,

@@ -457,6 +457,11 @@ class IQResNet1d(nn.Module):
     features to their ``knn_k``-th nearest neighbour in a bank of ``knn_bank`` known frames' unit features (Sun et
     al., *Out-of-distribution detection with deep nearest neighbors*, ICML 2022; stored as float16, filled after
     training): no Gaussian assumed per class.
+
+    With ``statistics_bank`` (> 0, with ``open_set``) it also carries known bursts' signal statistics
+    (``burst_statistics [statistics_bank, n_statistics]``, float32, and their classes ``burst_classes``; filled
+    after training): not used by :meth:`forward`, but by the burst decision of
+    :class:`~diffwireless.classifier.ModulationClassifier` (:class:`~diffwireless.burst_statistics.StatisticsBank`).
     """
 
     MAX_KNN_BANK = 1 << 17
@@ -464,7 +469,7 @@ class IQResNet1d(nn.Module):
     def __init__(self, item_shape: tuple[int, ...] | list[int], num_classes: int,
                  widths: tuple[int, ...] | list[int] = (24, 32, 48, 64), stem_stride: int = 4,
                  open_set: bool = False, input_features: tuple[str, ...] | list[str] = (), knn_bank: int = 0,
-                 knn_k: int = 50) -> None:
+                 knn_k: int = 50, statistics_bank: int = 0, n_statistics: int = 0) -> None:
         super().__init__()
         self.item_shape = tuple(int(s) for s in item_shape)
         self.config = {"item_shape": list(self.item_shape), "num_classes": num_classes, "widths": list(widths),
@@ -497,6 +502,14 @@ class IQResNet1d(nn.Module):
                                  f"open_set={open_set}, knn_k={knn_k}, knn_bank={knn_bank}")
             self.config.update(knn_bank=self.knn_bank, knn_k=self.knn_k)
             self.register_buffer("feature_bank", torch.zeros(self.knn_bank, 2 * c, dtype=torch.float16))
+        if statistics_bank or n_statistics:
+            if not open_set or not 1 <= statistics_bank <= self.MAX_KNN_BANK or not 1 <= n_statistics <= 64:
+                raise ValueError(f"statistics_bank needs open_set, 1 <= statistics_bank <= {self.MAX_KNN_BANK} and "
+                                 f"1 <= n_statistics <= 64; got open_set={open_set}, "
+                                 f"statistics_bank={statistics_bank}, n_statistics={n_statistics}")
+            self.config.update(statistics_bank=int(statistics_bank), n_statistics=int(n_statistics))
+            self.register_buffer("burst_statistics", torch.zeros(int(statistics_bank), int(n_statistics)))
+            self.register_buffer("burst_classes", torch.zeros(int(statistics_bank), dtype=torch.int64))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features ``[B, F]`` of frames ``x [B, 2, L]`` (what the linear head sees)."""

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pmt
 
+from diffwireless.burst_statistics import group_statistics
 from diffwireless.classifier import FAMILIES, UNKNOWN, Classification, ModulationClassifier, decide_frames
 from diffwireless.engine import EngineOptions, Job, NonFiniteItems
 from diffwireless.frontend import StreamFrontEnd
@@ -46,8 +47,9 @@ class modulation_classifier(engine_block):
         front_end: ``bursts``, ``continuous`` or ``off``; None: ``bursts`` for models trained on fitted bursts
             (``band_share`` in the card), else ``off``.
         threshold_db: burst gate over the noise floor, dB.
-        novelty_threshold: an open-set model's novelty over which a decision is ``unknown``; None: its card's (where
-            95% of known frames stay known); higher: fewer ``unknown``.
+        novelty_threshold: an open-set model's novelty over which a decision is ``unknown``; None: its card's (a
+            burst's, :class:`~diffwireless.classifier.BurstNovelty`, where the card has that rule; with the front end
+            ``off`` each frame's); higher: fewer ``unknown``.
         engine, max_in_flight, stats_interval_s: as the other engine blocks.
     """
 
@@ -112,8 +114,12 @@ class modulation_classifier(engine_block):
         seg = context["segment"]
         decisions = []
         for i, burst in enumerate(seg.bursts):
-            label, confidence, novelty, _ = decide_frames(result[seg.owner == i], self.classifier,
-                                                          float(seg.cyclic_prefix[i]), float(seg.keyed[i]))
+            mine = seg.owner == i
+            statistics = (None if self.classifier.burst_novelty is None
+                          else group_statistics(seg.frames[mine], np.zeros(int(mine.sum())))[0])
+            label, confidence, novelty, _ = decide_frames(result[mine], self.classifier,
+                                                          float(seg.cyclic_prefix[i]), float(seg.keyed[i]),
+                                                          statistics)
             index = UNKNOWN_INDEX if label == UNKNOWN else self.classes.index(label)
             out[burst.start // n: -(-burst.end // n)] = index
             decisions.append((burst, label, index, confidence, novelty, float(seg.cyclic_prefix[i]),

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from diffwireless.augmentation import classical_augment, random_phase
-from diffwireless.classifier import ARCH, frame_items
+from diffwireless.burst_statistics import StatisticsBank, group_statistics
+from diffwireless.classifier import ARCH, frame_items, softmax
 from diffwireless.diffusion.training import optimizer_step
 from diffwireless.distributed import record as distributed_record
 from diffwireless.distributed import shard, wrap
@@ -177,6 +178,47 @@ def with_feature_bank(model: DiffusionModel, frames: np.ndarray, size: int, k: i
     bank = batched(out.network.unit_features, torch.from_numpy(frame_items(np.asarray(frames)[pick])))
     out.network.feature_bank.copy_(bank.to(torch.float16))
     return out
+
+
+def with_statistics_bank(model: DiffusionModel, frames: np.ndarray, group: np.ndarray,
+                         class_index: np.ndarray) -> DiffusionModel:
+    """A copy of an open-set classifier that also carries known bursts' signal statistics (the bank of
+    :class:`~diffwireless.classifier.BurstNovelty`): of the bursts ``group [N]`` (ascending) of ``frames [N, L]``
+    (complex), each of the class ``class_index [N]`` (a class index per frame, one class per burst)."""
+    group, class_index = np.asarray(group), np.asarray(class_index)
+    values = group_statistics(frames, group)
+    first = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
+    config = {**model.network.config, "statistics_bank": len(values), "n_statistics": values.shape[1]}
+    out = build_model(model.name, ARCH, config, None, card=dict(model.card))
+    extra = {"burst_statistics": torch.from_numpy(values.astype(np.float32)),
+             "burst_classes": torch.from_numpy(class_index[first].astype(np.int64))}
+    state = {k: v for k, v in model.network.state_dict().items() if k not in extra}
+    out.network.load_state_dict({**state, **extra}, strict=True)
+    out.network.eval()
+    return out
+
+
+def burst_novelty_rule(model: DiffusionModel, frames: np.ndarray, group: np.ndarray, keep: float,
+                       scale_keep: float = 0.95) -> dict:
+    """The card's ``open_set.burst`` (:class:`~diffwireless.classifier.BurstNovelty`) for a classifier with a
+    feature bank and a statistics bank, fitted on known bursts ``group [N]`` (ascending) of ``frames [N, L]``: each
+    term's scale its ``scale_keep`` quantile over them, the threshold the ``keep`` quantile of their novelty."""
+    group = np.asarray(group)
+    out = frame_outputs(model, frames, open_set=True)
+    cuts = np.flatnonzero(np.diff(group)) + 1
+    distance = np.array([np.median(part) for part in np.split(out[:, -1].astype(np.float64), cuts)])
+    mean = np.array([softmax(part).mean(axis=0) for part in np.split(out[:, :-1], cuts)])
+    doubt, decided = 1.0 - mean.max(axis=1), mean.argmax(axis=1)
+    net = model.network
+    bank = StatisticsBank.fit(net.burst_statistics.double().numpy(), net.burst_classes.numpy())
+    far = bank.distance(group_statistics(frames, group), decided)
+    scales = [novelty_threshold(term, scale_keep) for term in (distance, doubt, far)]
+    if not all(np.isfinite(scales)) or min(scales) <= 0:
+        raise ValueError(f"the known bursts give burst-novelty scales {scales}: need finite numbers > 0")
+    novelty = distance / scales[0] + doubt / scales[1] + far / scales[2]
+    return {"knn_scale": round(scales[0], 6), "softmax_scale": round(scales[1], 6),
+            "statistics_scale": round(scales[2], 6), "threshold": round(novelty_threshold(novelty, keep), 5),
+            "keep_known_bursts": keep}
 
 
 def class_novelty_scales(known_scores: np.ndarray, decided: np.ndarray, n_classes: int, keep: float = 0.95,

@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="modclass_radio", help="classifier (default modclass_radio)")
     parser.add_argument("--seconds", type=float, default=None, help="classify only the first SECONDS of each")
     parser.add_argument("--novelty-threshold", type=float, default=None,
-                        help="novelty over which a burst is 'unknown' (default: the model card's, where 95%% of "
-                             "known frames stay known; higher: fewer)")
+                        help="novelty over which a burst is 'unknown' (default: the model card's; for "
+                             "modclass_radio where 99%% of known bursts stay known; higher: fewer)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args(argv)
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds > 0):

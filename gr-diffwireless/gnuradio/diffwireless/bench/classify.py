@@ -15,9 +15,13 @@ on real recordings, and the block's speed with its front end.
   (Hanley-McNeil 95%) known-vs-held-out of each candidate novelty score on the test bursts at SNR >= 0 dB (per burst
   as the block decides: the median over the burst's frames, the softmax terms from the burst's mean softmax;
   ``frame_auroc``: each frame alone): for both trainings the distance to the k-th nearest of a bank of known frames'
-  features (the shipped :data:`~gnuradio.diffwireless.recipes.radio_classifier.KNN_K`, the default with the
-  cross-entropy training, and :data:`OTHER_K`), each alone and with the softmax term (:func:`softmax_weight`), and
-  one minus the maximum softmax; for the cross-entropy training also the Mahalanobis distance of the features
+  features (the shipped :data:`~gnuradio.diffwireless.recipes.radio_classifier.KNN_K` and :data:`OTHER_K`), each
+  alone, with the softmax term (:func:`softmax_weight`), and as the shipped burst rule
+  (:class:`diffwireless.classifier.BurstNovelty`: with the softmax term and the distance of the burst's signal
+  statistics to the training bursts of the class decided, each over its 95% quantile on the validation bursts; the
+  default with the cross-entropy training and ``KNN_K``; beside its AUROC the share of known and of held-out bursts
+  it decides ``unknown`` at its threshold), and one minus the maximum softmax; for the cross-entropy training also
+  the signal statistics' distance alone, the Mahalanobis distance of the features
   (plain, and over the decided class's 95% quantile on known validation frames) and the energy score
   (``-logsumexp`` of the logits); the class-conditional diffusion model's denoising error (a likelihood bound's
   terms; the augmenter's recipe trained on the known classes, given the frame's true SNR: an advantage the block
@@ -45,6 +49,7 @@ import torch
 
 from diffwireless.anomaly import roc_auc
 from diffwireless.augmentation import conditioning, diffusion_items
+from diffwireless.burst_statistics import StatisticsBank, group_statistics
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, snr_axes, wilson_interval
 from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, decide_groups,
                                      majority_family, softmax)
@@ -52,13 +57,14 @@ from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
 from diffwireless.recipes.modulation_augmenter import SCHEDULE, fit_augmenter
-from diffwireless.recipes.modulation_classifier import (class_novelty_scales, fit_classifier, frame_outputs,
-                                                        with_feature_bank)
+from diffwireless.recipes.modulation_classifier import (burst_novelty_rule, class_novelty_scales, fit_classifier,
+                                                        frame_outputs, with_feature_bank, with_statistics_bank)
 from diffwireless.recording import open_recording
 
 from gnuradio.diffwireless.bench.flowgraph import block_rates
 from gnuradio.diffwireless.modulation_classifier import modulation_classifier
-from gnuradio.diffwireless.recipes.radio_classifier import BANK_SIZE, INPUT_FEATURES, KEEP_KNOWN, KNN_K, WIDTHS
+from gnuradio.diffwireless.recipes.radio_classifier import (BANK_SIZE, INPUT_FEATURES, KEEP_KNOWN, KEEP_KNOWN_BURSTS,
+                                                             KNN_K, WIDTHS)
 from gnuradio.diffwireless.recipes.radio_sources import RADIO_CLASSES, clean_burst, received, synthesize_radio
 
 NEW, OLD = "modclass_radio", "modclass_resnet"
@@ -119,15 +125,16 @@ def synthetic_rows(test: ModulationDataset) -> list[BenchRow]:
     alone (``frame_`` metrics)."""
     rows = []
     first = test.burst_starts
+    statistics = group_statistics(test.frames, test.burst)
     for name in (NEW, OLD):
         clf = ModulationClassifier(name)
         output = frame_outputs(clf.model, test.frames, clf.novelty_threshold is not None)
         decided = clf.decide(output)
-        per_burst = decide_groups(output, clf, test.burst, test.cyclic_prefix, test.keyed)
+        per_burst = decide_groups(output, clf, test.burst, test.cyclic_prefix, test.keyed, statistics)
         units = {"frame_": (np.array([clf.classes[i] for i in decided.index]), test.labels, test.snr_db),
                  "": (np.array([d[3] for d in per_burst]), test.labels[first], test.snr_db[first])}
         if name == NEW:  # the network alone, without the front end's cyclic-prefix and keying tests
-            alone = decide_groups(output, clf, test.burst)
+            alone = decide_groups(output, clf, test.burst, statistics=statistics)
             units["network_alone_"] = (np.array([d[3] for d in alone]), test.labels[first], test.snr_db[first])
         for prefix, (labels, truth, snr_db) in units.items():
             family_hit = np.array([FAMILIES[a] == FAMILIES[b] for a, b in zip(labels, truth)])
@@ -160,6 +167,7 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
     high = test.snr_db >= 0
     held = np.isin(test.labels, held_out)
     cuts = test.burst_starts[1:]
+    test_statistics = group_statistics(test.frames, test.burst)
 
     def medians(score: np.ndarray) -> np.ndarray:  # per burst, as the block decides: the median over its frames
         return np.array([np.median(part) for part in np.split(score, cuts)])
@@ -172,7 +180,8 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
         :, [full.classes.index(c) for c in held_out]].sum(axis=1)
     reference = f"supervised reference (modclass_radio, P({')+P('.join(held_out)}))"
     # name -> (frame scores, burst scores, training record)
-    scores = {reference: (p_full, np.array([part.mean() for part in np.split(p_full, cuts)]), "modclass_radio")}
+    scores: dict[str, tuple] = {reference: (p_full, np.array([part.mean() for part in np.split(p_full, cuts)]),
+                                            "modclass_radio")}
     for training, contrast in (("", 0.0), ("burst-contrastive: ", CONTRAST)):
         model, record = fit_classifier(train, seed, iterations=cfg["held_out_iterations"], name="modclass_held_out",
                                        classes=known_classes, augment="rotation", open_set=True, widths=WIDTHS,
@@ -188,8 +197,22 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
             knn = frame_outputs(banked, test.frames, True)[:, -1].astype(np.float64)
             weight = softmax_weight(frame_outputs(banked, validation.frames, True)[validation.snr_db >= 0])
             name = f"{training}knn (k={k}, bank {min(BANK_SIZE, len(train.frames))})"
-            scores[name + (" (shipped)" if (contrast, k) == (0.0, KNN_K) else "")] = (knn, medians(knn), record)
+            scores[name] = (knn, medians(knn), record)
             scores[f"{name} + softmax"] = (knn + weight * doubt, medians(knn) + weight * doubts(p_known), record)
+            # The shipped rule (BurstNovelty): the two terms and the burst's signal statistics against the
+            # training bursts of the class decided, each over its validation quantile.
+            ruled = with_statistics_bank(banked, train.frames, train.burst, train.class_indices(known_classes))
+            rule = burst_novelty_rule(ruled, validation.frames, validation.burst, KEEP_KNOWN_BURSTS)
+            ruled.card = {"classes": list(known_classes), "open_set": {"threshold": 1.0, "burst": rule}}
+            bursts = decide_groups(frame_outputs(ruled, test.frames, True), ModulationClassifier(ruled), test.burst,
+                                   statistics=test_statistics)
+            shipped = " (shipped)" if (contrast, k) == (0.0, KNN_K) else ""
+            scores[f"{name} + softmax + signal statistics{shipped}"] = (
+                None, np.array([d[2] for d in bursts]), record,
+                {"unknown_share": np.array([d[0] == UNKNOWN for d in bursts]), "threshold": rule["threshold"]})
+        if not contrast:  # the statistics term alone (the class decided by this training's mean softmax)
+            far = ruled_bank_distance(ruled, test_statistics, cuts, p_known)
+            scores["signal statistics alone (nearest known burst of the class decided)"] = (None, far, record)
         if not contrast:
             val = frame_outputs(model, validation.frames, open_set=True)
             scales = class_novelty_scales(val[:, -1], val[:, :-1].argmax(axis=1), len(known_classes), KEEP_KNOWN)
@@ -209,16 +232,34 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
         scores[name] = (score, medians(score), record)
     first = test.burst_starts
     rows = []
-    for name, (frame_score, burst_score, record) in scores.items():
+    for name, (frame_score, burst_score, record, *operating) in scores.items():
         for prefix, score, mask_high, mask_held, unit in (("", burst_score, high[first], held[first], "bursts"),
                                                           ("frame_", frame_score, high, held, "frames")):
+            if score is None:  # a rule of bursts only
+                continue
             neg, pos = score[mask_high & ~mask_held], score[mask_high & mask_held]
             auc = roc_auc(neg, pos)
+            extra = {f"known_{unit}": int(len(neg)), f"unknown_{unit}": int(len(pos)), "training": record,
+                     "default": name.endswith("(shipped)")}
+            if operating and not prefix:  # the decisions at the rule's threshold
+                unknown = operating[0]["unknown_share"]
+                extra.update(threshold=operating[0]["threshold"],
+                             unknown_share_of_known=float(unknown[mask_high & ~mask_held].mean()),
+                             unknown_share_of_held_out=float(unknown[mask_high & mask_held].mean()))
             rows.append(BenchRow(name, f"known {len(known_classes)} classes vs held-out {'+'.join(held_out)}, "
                                  "snr_db >= 0", prefix + "auroc", auc, *hanley_mcneil(auc, len(neg), len(pos)), nfe=1,
-                                 extra={f"known_{unit}": int(len(neg)), f"unknown_{unit}": int(len(pos)),
-                                        "training": record, "default": name.endswith("(shipped)")}))
+                                 extra=extra))
     return rows
+
+
+def ruled_bank_distance(model, statistics: np.ndarray, cuts: np.ndarray, p_known: np.ndarray) -> np.ndarray:
+    """Per burst (``statistics [b, d]``; its frames' rows of ``p_known [n, classes]`` split at ``cuts``): the
+    distance of its signal statistics to the nearest burst of ``model``'s statistics bank of the class its mean
+    softmax decides."""
+    decided = np.array([part.mean(axis=0).argmax() for part in np.split(p_known, cuts)])
+    net = model.network
+    bank = StatisticsBank.fit(net.burst_statistics.double().numpy(), net.burst_classes.numpy())
+    return bank.distance(statistics, decided)
 
 
 def denoising_errors(network: torch.nn.Module, frames: np.ndarray, snr_db: np.ndarray, n_classes: int, seed: int,
@@ -259,7 +300,8 @@ def max_softmax_threshold(clf: ModulationClassifier, validation: ModulationDatas
     at SNR >= 0 dB: the maximum-softmax rule's threshold, set as the shipped rule's is."""
     output = frame_outputs(clf.model, validation.frames, clf.novelty_threshold is not None)
     confidence = np.array([d[1] for d in decide_groups(output, clf, validation.burst, validation.cyclic_prefix,
-                                                           validation.keyed)])
+                                                           validation.keyed,
+                                                           group_statistics(validation.frames, validation.burst))])
     first = validation.burst_starts
     return float(np.quantile(confidence[validation.snr_db[first] >= 0], 1 - KEEP_KNOWN))
 
