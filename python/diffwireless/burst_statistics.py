@@ -89,6 +89,12 @@ def frame_statistics(frames: np.ndarray) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(STATISTICS)))
 
 
+def burst_statistics(frames: np.ndarray) -> np.ndarray:
+    """One burst's statistics ``[len(STATISTICS)]``: the mean of its frames' (``frames [k, L]``, k >= 1)
+    :func:`frame_statistics`."""
+    return frame_statistics(frames).mean(axis=0)
+
+
 def group_statistics(frames: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Per group (a burst) of ``frames [n, L]``, ``group [n]`` ascending: the mean of its frames'
     :func:`frame_statistics` -> ``[groups, len(STATISTICS)]``."""
@@ -124,6 +130,12 @@ class StatisticsBank:
         if not (np.isfinite(self.values).all() and np.isfinite(self.mean).all()
                 and np.all(np.asarray(self.scale) > 0) and np.isfinite(self.scale).all()):
             raise ValueError("a statistics bank's values, mean and scale must be finite (scale > 0)")
+        # Standardised once, per class with their squared norms: distance() runs once per burst in the block.
+        bank = (np.asarray(self.values, dtype=np.float64) - self.mean) / self.scale
+        classes = np.asarray(self.classes)
+        by_class = {int(c): (rows, (rows ** 2).sum(axis=1)) for c in np.unique(classes)
+                    for rows in [bank[classes == c]]}
+        object.__setattr__(self, "_by_class", by_class)
 
     @classmethod
     def fit(cls, values: np.ndarray, classes: np.ndarray) -> "StatisticsBank":
@@ -138,10 +150,10 @@ class StatisticsBank:
         values, decided = np.atleast_2d(np.asarray(values, dtype=np.float64)), np.atleast_1d(decided)
         out = np.full(len(values), np.inf)
         z = (values - self.mean) / self.scale
-        bank = (self.values - self.mean) / self.scale
         for c in np.unique(decided):
-            mine, rows = decided == c, bank[self.classes == c]
-            if len(rows):
-                d2 = (z[mine] ** 2).sum(axis=1)[:, None] - 2 * z[mine] @ rows.T + (rows ** 2).sum(axis=1)[None]
+            if int(c) in self._by_class:
+                rows, norms = self._by_class[int(c)]
+                mine = decided == c
+                d2 = (z[mine] ** 2).sum(axis=1)[:, None] - 2 * z[mine] @ rows.T + norms[None]
                 out[mine] = np.sqrt(np.maximum(d2.min(axis=1), 0.0))
         return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffwireless.burst_statistics import STATISTICS, StatisticsBank, group_statistics
+from diffwireless.burst_statistics import STATISTICS, StatisticsBank, burst_statistics
 from diffwireless.denoiser import iq_pairs
 from diffwireless.diffusion.samplers import ForwardPass, OpenSetPass
 from diffwireless.engine import DenoiseEngine, Job
@@ -92,15 +92,19 @@ class BurstNovelty:
         return distance / self.knn_scale + (1.0 - confidence) / self.softmax_scale + far / self.statistics_scale
 
 
+def network_statistics_bank(network) -> StatisticsBank:
+    """The statistics bank an ``iq_resnet1d`` carries (its ``burst_statistics`` and ``burst_classes`` buffers)."""
+    return StatisticsBank.fit(network.burst_statistics.double().numpy(), network.burst_classes.numpy())
+
+
 def _burst_novelty(model: DiffusionModel, rule: object) -> BurstNovelty | None:
     """The card's ``open_set.burst`` rule with the network's statistics bank, or None where the card has none."""
     if rule is None:
         return None
-    network = model.network
     keys = ("knn_scale", "softmax_scale", "statistics_scale", "threshold")
     try:
         numbers = [float(rule[k]) for k in keys]  # type: ignore[index]
-        bank = StatisticsBank.fit(network.burst_statistics.double().numpy(), network.burst_classes.numpy())
+        bank = network_statistics_bank(model.network)
     except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise ModelError(f"model '{model.name}': its card's open_set.burst needs {', '.join(keys)} and the network "
                          f"a statistics bank of {len(STATISTICS)} statistics ({exc})") from exc
@@ -220,7 +224,7 @@ def decide_burst(frames: np.ndarray, classifier: ModulationClassifier, engine: D
                  cyclic_prefix: float = 0.0, keyed: float = 0.0) -> tuple[str, float, float, str]:
     """(label, confidence, novelty, closest class) of one burst's frames ``[k, frame_len]``
     (:func:`decide_frames`)."""
-    statistics = group_statistics(frames, np.zeros(len(frames)))[0] if classifier.burst_novelty is not None else None
+    statistics = burst_statistics(frames) if classifier.burst_novelty is not None else None
     return decide_frames(engine.submit(classifier.job(frames)).result(), classifier, cyclic_prefix, keyed,
                          statistics)
 

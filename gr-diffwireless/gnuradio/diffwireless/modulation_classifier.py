@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pmt
 
-from diffwireless.burst_statistics import group_statistics
+from diffwireless.burst_statistics import burst_statistics
 from diffwireless.classifier import FAMILIES, UNKNOWN, Classification, ModulationClassifier, decide_frames
 from diffwireless.engine import EngineOptions, Job, NonFiniteItems
 from diffwireless.frontend import StreamFrontEnd
@@ -115,8 +115,7 @@ class modulation_classifier(engine_block):
         decisions = []
         for i, burst in enumerate(seg.bursts):
             mine = seg.owner == i
-            statistics = (None if self.classifier.burst_novelty is None
-                          else group_statistics(seg.frames[mine], np.zeros(int(mine.sum())))[0])
+            statistics = None if self.classifier.burst_novelty is None else burst_statistics(seg.frames[mine])
             label, confidence, novelty, _ = decide_frames(result[mine], self.classifier,
                                                           float(seg.cyclic_prefix[i]), float(seg.keyed[i]),
                                                           statistics)

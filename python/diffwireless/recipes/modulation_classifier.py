@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from diffwireless.augmentation import classical_augment, random_phase
-from diffwireless.burst_statistics import StatisticsBank, group_statistics
-from diffwireless.classifier import ARCH, frame_items, softmax
+from diffwireless.burst_statistics import group_statistics
+from diffwireless.classifier import ARCH, frame_items, network_statistics_bank, softmax
 from diffwireless.diffusion.training import optimizer_step
 from diffwireless.distributed import record as distributed_record
 from diffwireless.distributed import shard, wrap
@@ -180,13 +180,14 @@ def with_feature_bank(model: DiffusionModel, frames: np.ndarray, size: int, k: i
     return out
 
 
-def with_statistics_bank(model: DiffusionModel, frames: np.ndarray, group: np.ndarray,
-                         class_index: np.ndarray) -> DiffusionModel:
+def with_statistics_bank(model: DiffusionModel, frames: np.ndarray, group: np.ndarray, class_index: np.ndarray,
+                         statistics: np.ndarray | None = None) -> DiffusionModel:
     """A copy of an open-set classifier that also carries known bursts' signal statistics (the bank of
     :class:`~diffwireless.classifier.BurstNovelty`): of the bursts ``group [N]`` (ascending) of ``frames [N, L]``
-    (complex), each of the class ``class_index [N]`` (a class index per frame, one class per burst)."""
+    (complex), each of the class ``class_index [N]`` (a class index per frame, one class per burst);
+    ``statistics``: their :func:`~diffwireless.burst_statistics.group_statistics` where already computed."""
     group, class_index = np.asarray(group), np.asarray(class_index)
-    values = group_statistics(frames, group)
+    values = group_statistics(frames, group) if statistics is None else np.asarray(statistics)
     first = np.r_[0, np.flatnonzero(np.diff(group)) + 1]
     config = {**model.network.config, "statistics_bank": len(values), "n_statistics": values.shape[1]}
     out = build_model(model.name, ARCH, config, None, card=dict(model.card))
@@ -209,9 +210,7 @@ def burst_novelty_rule(model: DiffusionModel, frames: np.ndarray, group: np.ndar
     distance = np.array([np.median(part) for part in np.split(out[:, -1].astype(np.float64), cuts)])
     mean = np.array([softmax(part).mean(axis=0) for part in np.split(out[:, :-1], cuts)])
     doubt, decided = 1.0 - mean.max(axis=1), mean.argmax(axis=1)
-    net = model.network
-    bank = StatisticsBank.fit(net.burst_statistics.double().numpy(), net.burst_classes.numpy())
-    far = bank.distance(group_statistics(frames, group), decided)
+    far = network_statistics_bank(model.network).distance(group_statistics(frames, group), decided)
     scales = [novelty_threshold(term, scale_keep) for term in (distance, doubt, far)]
     if not all(np.isfinite(scales)) or min(scales) <= 0:
         raise ValueError(f"the known bursts give burst-novelty scales {scales}: need finite numbers > 0")

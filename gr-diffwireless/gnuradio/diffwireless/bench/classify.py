@@ -49,10 +49,10 @@ import torch
 
 from diffwireless.anomaly import roc_auc
 from diffwireless.augmentation import conditioning, diffusion_items
-from diffwireless.burst_statistics import StatisticsBank, group_statistics
+from diffwireless.burst_statistics import group_statistics
 from diffwireless.bench.results import BenchRow, hanley_mcneil, headless_pyplot, snr_axes, wilson_interval
 from diffwireless.classifier import (FAMILIES, UNKNOWN, ModulationClassifier, classify_capture, decide_groups,
-                                     majority_family, softmax)
+                                     majority_family, network_statistics_bank, softmax)
 from diffwireless.engine import acquire_engine, device_name, release_engine
 from diffwireless.modulation_data import ModulationDataset
 from diffwireless.progress import track
@@ -168,6 +168,7 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
     held = np.isin(test.labels, held_out)
     cuts = test.burst_starts[1:]
     test_statistics = group_statistics(test.frames, test.burst)
+    train_statistics = group_statistics(train.frames, train.burst)  # one bank for both trainings and both k
 
     def medians(score: np.ndarray) -> np.ndarray:  # per burst, as the block decides: the median over its frames
         return np.array([np.median(part) for part in np.split(score, cuts)])
@@ -201,7 +202,8 @@ def open_set_rows(test: ModulationDataset, cfg: dict, seed: int, held_out: tuple
             scores[f"{name} + softmax"] = (knn + weight * doubt, medians(knn) + weight * doubts(p_known), record)
             # The shipped rule (BurstNovelty): the two terms and the burst's signal statistics against the
             # training bursts of the class decided, each over its validation quantile.
-            ruled = with_statistics_bank(banked, train.frames, train.burst, train.class_indices(known_classes))
+            ruled = with_statistics_bank(banked, train.frames, train.burst, train.class_indices(known_classes),
+                                         train_statistics)
             rule = burst_novelty_rule(ruled, validation.frames, validation.burst, KEEP_KNOWN_BURSTS)
             ruled.card = {"classes": list(known_classes), "open_set": {"threshold": 1.0, "burst": rule}}
             bursts = decide_groups(frame_outputs(ruled, test.frames, True), ModulationClassifier(ruled), test.burst,
@@ -257,9 +259,7 @@ def ruled_bank_distance(model, statistics: np.ndarray, cuts: np.ndarray, p_known
     distance of its signal statistics to the nearest burst of ``model``'s statistics bank of the class its mean
     softmax decides."""
     decided = np.array([part.mean(axis=0).argmax() for part in np.split(p_known, cuts)])
-    net = model.network
-    bank = StatisticsBank.fit(net.burst_statistics.double().numpy(), net.burst_classes.numpy())
-    return bank.distance(statistics, decided)
+    return network_statistics_bank(model.network).distance(statistics, decided)
 
 
 def denoising_errors(network: torch.nn.Module, frames: np.ndarray, snr_db: np.ndarray, n_classes: int, seed: int,
